@@ -1,0 +1,54 @@
+# carshare: `make run` brings the whole product up, `make test` runs the whole suite.
+# With DATABASE_URL / REDIS_URL unset, both start embedded PostgreSQL and Redis (.local/).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DEV := $(PY) -m carshare.devservers --
+export DJANGO_SETTINGS_MODULE := carshare.settings
+
+.PHONY: run test simulator lint format check bench services-up services-down clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+## Web, Celery worker and beat (honcho over the Procfile), embedded servers; Ctrl-C stops all.
+run: $(VENV)/.installed
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(DEV) sh -c '\
+	  $(PY) manage.py migrate --noinput && \
+	  $(PY) manage.py load_demo_data && \
+	  exec $(VENV)/bin/honcho --no-colour start -f Procfile'
+
+## The whole test suite against real PostgreSQL and Redis (embedded unless the URLs are set).
+test: $(VENV)/.installed
+	$(DEV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Django's own checks, migrations in sync, and the deployment checklist with production settings.
+check: $(VENV)/.installed
+	$(DEV) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run'
+	DJANGO_SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-looking-production-secret-value \
+	  DJANGO_ALLOWED_HOSTS=carshare.example \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+bench: $(VENV)/.installed
+	$(DEV) $(PY) bench/run.py
+
+services-up: $(VENV)/.installed
+	$(PY) -m carshare.devservers --up
+
+services-down: $(VENV)/.installed
+	$(PY) -m carshare.devservers --down
+
+clean:
+	$(PY) -m carshare.devservers --down || true
+	rm -rf .local

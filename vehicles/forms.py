@@ -1,0 +1,157 @@
+"""Parsing and validating car input, shared by the pages and the JSON API."""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from vehicles.makes import SUPPORTED_MAKES
+from vehicles.models import Car, FuelType, Transmission, normalise_plate
+
+MAX_PHOTOS = 10
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.ImageField):
+    """Several images in one input (Django's documented pattern for multiple uploads)."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data if item]
+        return [single(data, initial)] if data else []
+
+
+class CarForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=[(tz, tz) for tz in TIME_ZONES], initial="Europe/Amsterdam"
+    )
+    photos = MultipleImageField(
+        label=_("Photos"),
+        required=False,
+        help_text=_("JPEG, PNG or WebP, up to 8 MB each, at most 10."),
+    )
+
+    class Meta:
+        model = Car
+        fields = [
+            "make", "model", "year", "licence_plate", "vin", "seats", "fuel_type",
+            "transmission", "description", "rules", "address", "city", "latitude", "longitude",
+            "time_zone", "hourly_price", "daily_price", "min_notice_hours",
+            "min_duration_hours", "max_duration_days", "instant_book",
+        ]  # fmt: skip
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 4}),
+            "rules": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args: Any, require_photos: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.require_photos = require_photos
+        if require_photos:
+            self.fields["photos"].required = True
+        self.fields["vin"].help_text = _("Optional: 17 characters, no I, O or Q.")
+
+    def clean_licence_plate(self) -> str:
+        plate = normalise_plate(self.cleaned_data["licence_plate"])
+        if not 2 <= len(plate) <= 12:
+            raise ValidationError(_("Enter the licence plate as it is on the car."))
+        taken = Car.objects.filter(licence_plate=plate, is_listed=True)
+        if self.instance.pk:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise ValidationError(_("A listed car already has this licence plate."))
+        return plate
+
+    def clean_vin(self) -> str:
+        return self.cleaned_data["vin"].strip().upper()
+
+    def clean_photos(self) -> list[Any]:
+        photos = self.cleaned_data.get("photos") or []
+        existing = self.instance.photos.count() if self.instance.pk else 0
+        if existing + len(photos) > MAX_PHOTOS:
+            raise ValidationError(_("A car can have at most %(n)s photos.") % {"n": MAX_PHOTOS})
+        for photo in photos:
+            if photo.size > MAX_PHOTO_BYTES:
+                raise ValidationError(_("Each photo must be 8 MB or smaller."))
+        return photos
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        min_hours = data.get("min_duration_hours")
+        max_days = data.get("max_duration_days")
+        if min_hours and max_days and min_hours > max_days * 24:
+            self.add_error(
+                "max_duration_days",
+                _("The maximum trip must be at least as long as the minimum trip."),
+            )
+        hourly, daily = data.get("hourly_price"), data.get("daily_price")
+        if hourly and daily and daily < hourly:
+            self.add_error(
+                "daily_price", _("The price per day cannot be below the price per hour.")
+            )
+        return data
+
+
+class CarSearchForm(forms.Form):
+    """The browse filters; the page and GET /api/v1/cars read the same query parameters."""
+
+    SORTS = [
+        ("price", _("Price: low to high")),
+        ("-price", _("Price: high to low")),
+        ("distance", _("Distance")),
+        ("newest", _("Newest")),
+    ]
+
+    city = forms.CharField(label=_("City"), required=False, max_length=100)
+    lat = forms.DecimalField(label=_("Latitude"), required=False, min_value=-90, max_value=90)
+    lng = forms.DecimalField(label=_("Longitude"), required=False, min_value=-180, max_value=180)
+    radius_km = forms.DecimalField(
+        label=_("Within (km)"), required=False, min_value=Decimal("0.1"), max_value=1000
+    )
+    min_price = forms.DecimalField(
+        label=_("Min price per hour"), required=False, min_value=0, max_digits=8, decimal_places=2
+    )
+    max_price = forms.DecimalField(
+        label=_("Max price per hour"), required=False, min_value=0, max_digits=8, decimal_places=2
+    )
+    seats = forms.IntegerField(label=_("Seats at least"), required=False, min_value=1, max_value=9)
+    fuel_type = forms.ChoiceField(
+        label=_("Fuel"), required=False, choices=[("", _("Any")), *list(FuelType.choices)]
+    )
+    transmission = forms.ChoiceField(
+        label=_("Transmission"),
+        required=False,
+        choices=[("", _("Any")), *list(Transmission.choices)],
+    )
+    instant_book = forms.BooleanField(label=_("Instant book only"), required=False)
+    sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORTS)
+    make = forms.ChoiceField(
+        label=_("Make"), required=False, choices=[("", _("Any")), *SUPPORTED_MAKES]
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        lat, lng, radius = data.get("lat"), data.get("lng"), data.get("radius_km")
+        if (lat is None) != (lng is None):
+            raise ValidationError(_("Give both latitude and longitude, or neither."))
+        if radius is not None and lat is None:
+            self.add_error("radius_km", _("A radius needs a latitude and longitude."))
+        if data.get("sort") == "distance" and lat is None:
+            self.add_error("sort", _("Sorting by distance needs a latitude and longitude."))
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_price", _("The maximum price is below the minimum price."))
+        return data

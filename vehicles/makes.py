@@ -1,0 +1,56 @@
+"""The makes carshare supports: the one list every form, filter and API validates against.
+
+Identifiers are Smartcar's make ids (upper case, as the vehicle cloud reports them); the second
+element is how people write the brand. Adding a make here is all it takes to offer it.
+"""
+
+SUPPORTED_MAKES: list[tuple[str, str]] = [
+    ("ACURA", "Acura"),
+    ("ALFA_ROMEO", "Alfa Romeo"),
+    ("AUDI", "Audi"),
+    ("BMW", "BMW"),
+    ("BUICK", "Buick"),
+    ("CADILLAC", "Cadillac"),
+    ("CHEVROLET", "Chevrolet"),
+    ("CHRYSLER", "Chrysler"),
+    ("CITROEN", "Citroën"),
+    ("CUPRA", "Cupra"),
+    ("DACIA", "Dacia"),
+    ("DODGE", "Dodge"),
+    ("DS", "DS Automobiles"),
+    ("FIAT", "Fiat"),
+    ("FORD", "Ford"),
+    ("GMC", "GMC"),
+    ("HONDA", "Honda"),
+    ("HYUNDAI", "Hyundai"),
+    ("INFINITI", "Infiniti"),
+    ("JAGUAR", "Jaguar"),
+    ("JEEP", "Jeep"),
+    ("KIA", "Kia"),
+    ("LAND_ROVER", "Land Rover"),
+    ("LEXUS", "Lexus"),
+    ("LINCOLN", "Lincoln"),
+    ("MAZDA", "Mazda"),
+    ("MERCEDES_BENZ", "Mercedes-Benz"),
+    ("MINI", "MINI"),
+    ("MITSUBISHI", "Mitsubishi"),
+    ("NISSAN", "Nissan"),
+    ("OPEL", "Opel"),
+    ("PEUGEOT", "Peugeot"),
+    ("POLESTAR", "Polestar"),
+    ("PORSCHE", "Porsche"),
+    ("RAM", "Ram"),
+    ("RENAULT", "Renault"),
+    ("RIVIAN", "Rivian"),
+    ("SEAT", "SEAT"),
+    ("SKODA", "Škoda"),
+    ("SUBARU", "Subaru"),
+    ("TESLA", "Tesla"),
+    ("TOYOTA", "Toyota"),
+    ("VAUXHALL", "Vauxhall"),
+    ("VOLKSWAGEN", "Volkswagen"),
+    ("VOLVO", "Volvo"),
+]
+
+MAKE_IDS: frozenset[str] = frozenset(make for make, _ in SUPPORTED_MAKES)
+MAKE_NAMES: dict[str, str] = dict(SUPPORTED_MAKES)

@@ -1,0 +1,183 @@
+"""Car listings and their photos.
+
+A car is listed (bookable, visible in search) or unlisted; unlisting keeps the row, because
+bookings and keys will point at it. Invariants the database can hold live in Meta.constraints.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from vehicles.makes import MAKE_NAMES, SUPPORTED_MAKES
+
+MIN_YEAR = 2015  # the vehicle cloud connects cars of model year 2015 and newer
+DEFAULT_TIME_ZONE = "Europe/Amsterdam"
+
+# 17 characters, digits and capitals without I, O and Q (ISO 3779).
+vin_validator = RegexValidator(
+    r"^[A-HJ-NPR-Z0-9]{17}$",
+    _("A VIN has 17 characters: digits and capital letters except I, O and Q."),
+)
+
+
+class FuelType(models.TextChoices):
+    PETROL = "petrol", _("Petrol")
+    DIESEL = "diesel", _("Diesel")
+    HYBRID = "hybrid", _("Hybrid")
+    ELECTRIC = "electric", _("Electric")
+
+
+class Transmission(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    AUTOMATIC = "automatic", _("Automatic")
+
+
+def normalise_plate(value: str) -> str:
+    """'ab-123-c ' and 'AB 123 C' are the same plate: keep letters and digits, upper case."""
+    return "".join(ch for ch in value.upper() if ch.isalnum())
+
+
+class Car(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="cars", verbose_name=_("owner")
+    )
+    make = models.CharField(_("make"), max_length=32, choices=SUPPORTED_MAKES)
+    model = models.CharField(_("model"), max_length=64)
+    year = models.PositiveSmallIntegerField(
+        _("year"),
+        validators=[
+            MinValueValidator(
+                MIN_YEAR,
+                _("carshare can only connect cars from %(year)s or newer.") % {"year": MIN_YEAR},
+            ),
+            MaxValueValidator(2100),
+        ],
+    )
+    licence_plate = models.CharField(_("licence plate"), max_length=16)
+    vin = models.CharField(_("VIN"), max_length=17, blank=True, validators=[vin_validator])
+    seats = models.PositiveSmallIntegerField(
+        _("seats"), validators=[MinValueValidator(1), MaxValueValidator(9)]
+    )
+    fuel_type = models.CharField(_("fuel"), max_length=16, choices=FuelType)
+    transmission = models.CharField(_("transmission"), max_length=16, choices=Transmission)
+    description = models.TextField(_("description"), blank=True, max_length=4000)
+    rules = models.TextField(
+        _("rules"), blank=True, max_length=2000, help_text=_("No smoking, pets allowed, ...")
+    )
+
+    address = models.CharField(_("pickup address"), max_length=255)
+    city = models.CharField(_("city"), max_length=100, db_index=True)
+    latitude = models.DecimalField(
+        _("latitude"),
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(Decimal(-90)), MaxValueValidator(Decimal(90))],
+    )
+    longitude = models.DecimalField(
+        _("longitude"),
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(Decimal(-180)), MaxValueValidator(Decimal(180))],
+    )
+    time_zone = models.CharField(_("time zone"), max_length=64, default=DEFAULT_TIME_ZONE)
+
+    hourly_price = models.DecimalField(
+        _("price per hour (EUR)"),
+        max_digits=8,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    daily_price = models.DecimalField(
+        _("price per day (EUR)"),
+        max_digits=8,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    min_notice_hours = models.PositiveSmallIntegerField(
+        _("minimum notice (hours)"), default=1, validators=[MaxValueValidator(24 * 30)]
+    )
+    min_duration_hours = models.PositiveSmallIntegerField(
+        _("minimum trip (hours)"), default=1, validators=[MinValueValidator(1)]
+    )
+    max_duration_days = models.PositiveSmallIntegerField(
+        _("maximum trip (days)"), default=14, validators=[MinValueValidator(1)]
+    )
+    instant_book = models.BooleanField(
+        _("instant book"), default=False, help_text=_("Renters book without waiting for you.")
+    )
+
+    is_listed = models.BooleanField(_("listed"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Two listed cars cannot carry the same plate; an unlisted one may be re-listed by a
+            # new owner after a sale.
+            models.UniqueConstraint(
+                fields=["licence_plate"],
+                condition=Q(is_listed=True),
+                name="car_plate_unique_when_listed",
+                violation_error_message=_("A listed car already has this licence plate."),
+            ),
+            models.CheckConstraint(condition=Q(year__gte=MIN_YEAR), name="car_year_min"),
+            models.CheckConstraint(condition=Q(hourly_price__gt=0), name="car_hourly_price_pos"),
+            models.CheckConstraint(condition=Q(daily_price__gt=0), name="car_daily_price_pos"),
+            models.CheckConstraint(condition=Q(seats__gte=1, seats__lte=9), name="car_seats"),
+            models.CheckConstraint(condition=Q(min_duration_hours__gte=1), name="car_min_dur"),
+            models.CheckConstraint(
+                condition=Q(vin="") | Q(vin__regex=r"^[A-HJ-NPR-Z0-9]{17}$"), name="car_vin_format"
+            ),
+        ]
+        indexes = [models.Index(fields=["is_listed", "hourly_price"])]
+
+    def __str__(self) -> str:
+        return f"{self.make_name} {self.model} {self.year} ({self.licence_plate})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("vehicles:car_detail", args=[self.public_id])
+
+    @property
+    def make_name(self) -> str:
+        return MAKE_NAMES.get(self.make, self.make)
+
+    @property
+    def title(self) -> str:
+        return f"{self.make_name} {self.model}"
+
+    @property
+    def cover_photo(self) -> CarPhoto | None:
+        photos = list(self.photos.all())  # uses the prefetch when the selector did one
+        return photos[0] if photos else None
+
+
+def car_photo_path(instance: CarPhoto, filename: str) -> str:
+    return f"cars/{instance.car.public_id}/{uuid.uuid4().hex}.jpg"
+
+
+def car_thumb_path(instance: CarPhoto, filename: str) -> str:
+    return f"cars/{instance.car.public_id}/thumb-{uuid.uuid4().hex}.jpg"
+
+
+class CarPhoto(models.Model):
+    car = models.ForeignKey(Car, models.CASCADE, related_name="photos")
+    image = models.ImageField(upload_to=car_photo_path)
+    thumbnail = models.ImageField(upload_to=car_thumb_path)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return f"Photo {self.position} of {self.car}"

@@ -1,0 +1,95 @@
+"""Reads of cars: the access doors (owner or public) and the search."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db.models import F, FloatField, QuerySet, Value
+from django.db.models.functions import ACos, Cos, Greatest, Least, Radians, Sin
+from django.http import Http404
+
+from accounts.models import User
+from vehicles.models import Car
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
+    """The owner's car, listed or not; anyone else gets 404."""
+    car = (
+        Car.objects.filter(public_id=public_id, owner=user).first()
+        if user.is_authenticated
+        else None
+    )
+    if car is None:
+        raise Http404("No such car.")
+    return car
+
+
+def car_for_viewer(*, user: User, public_id: UUID | str) -> Car:
+    """A listed car for everyone, or an unlisted one for its owner; otherwise 404."""
+    car = (
+        Car.objects.select_related("owner")
+        .prefetch_related("photos")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if car is None or not (car.is_listed or (user.is_authenticated and car.owner_id == user.pk)):
+        raise Http404("No such car.")
+    return car
+
+
+def cars_of_owner(*, user: User) -> QuerySet[Car]:
+    return (
+        Car.objects.filter(owner=user)
+        .prefetch_related("photos")
+        .order_by("-is_listed", "-created_at")
+    )
+
+
+def _distance_km(lat: Decimal, lng: Decimal) -> Any:
+    """Great-circle distance in km (spherical law of cosines), clamped so ACOS never errs."""
+    cosine = Cos(Radians(Value(float(lat)))) * Cos(Radians(F("latitude"))) * Cos(
+        Radians(F("longitude")) - Radians(Value(float(lng)))
+    ) + Sin(Radians(Value(float(lat)))) * Sin(Radians(F("latitude")))
+    return Value(EARTH_RADIUS_KM) * ACos(
+        Least(Greatest(cosine, Value(-1.0)), Value(1.0)), output_field=FloatField()
+    )
+
+
+def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
+    """Listed cars matching cleaned CarSearchForm data, sorted as asked."""
+    cars = Car.objects.filter(is_listed=True).prefetch_related("photos")
+    if city := (filters.get("city") or "").strip():
+        cars = cars.filter(city__iexact=city)
+    if make := filters.get("make"):
+        cars = cars.filter(make=make)
+    if (low := filters.get("min_price")) is not None:
+        cars = cars.filter(hourly_price__gte=low)
+    if (high := filters.get("max_price")) is not None:
+        cars = cars.filter(hourly_price__lte=high)
+    if seats := filters.get("seats"):
+        cars = cars.filter(seats__gte=seats)
+    if fuel := filters.get("fuel_type"):
+        cars = cars.filter(fuel_type=fuel)
+    if transmission := filters.get("transmission"):
+        cars = cars.filter(transmission=transmission)
+    if filters.get("instant_book"):
+        cars = cars.filter(instant_book=True)
+
+    lat, lng = filters.get("lat"), filters.get("lng")
+    if lat is not None and lng is not None:
+        cars = cars.annotate(distance_km=_distance_km(lat, lng))
+        if (radius := filters.get("radius_km")) is not None:
+            cars = cars.filter(distance_km__lte=float(radius))
+
+    sort = filters.get("sort") or ("distance" if lat is not None else "price")
+    ordering = {
+        "price": ["hourly_price", "daily_price", "pk"],
+        "-price": ["-hourly_price", "-daily_price", "pk"],
+        "newest": ["-created_at", "pk"],
+        "distance": ["distance_km", "pk"],
+    }[sort]
+    return cars.order_by(*ordering)

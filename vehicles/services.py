@@ -1,0 +1,114 @@
+"""Writes to car listings: create, update, unlist, relist, and photos.
+
+A car is listed when created and can be unlisted (hidden from search, not bookable) and listed
+again; rows are never deleted, because bookings and keys will point at them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from PIL import Image, ImageOps
+
+from accounts.models import User
+from vehicles.models import Car, CarPhoto
+
+PHOTO_MAX_SIDE = 1600
+THUMB_SIZE = (480, 320)
+
+
+class CarError(Exception):
+    """Raised when the rules refuse an action; str(error) can be shown to the user as is."""
+
+
+def _jpeg(image: Image.Image) -> ContentFile:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True)
+    return ContentFile(buffer.getvalue())
+
+
+def _photo_files(upload: UploadedFile) -> tuple[ContentFile, ContentFile]:
+    """Re-encode the upload (drops EXIF, GPS included) and make a cropped thumbnail."""
+    upload.seek(0)
+    with Image.open(upload) as original:
+        image = ImageOps.exif_transpose(original)
+        image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
+        thumb = ImageOps.fit(image, THUMB_SIZE)
+        return _jpeg(image), _jpeg(thumb)
+
+
+def car_photos_add(*, car: Car, uploads: Iterable[UploadedFile]) -> list[CarPhoto]:
+    """Store photos after the car's existing ones."""
+    start = car.photos.count()
+    photos = []
+    for offset, upload in enumerate(uploads):
+        full, thumb = _photo_files(upload)
+        photo = CarPhoto(car=car, position=start + offset)
+        photo.image.save("photo.jpg", full, save=False)
+        photo.thumbnail.save("thumb.jpg", thumb, save=False)
+        photo.save()
+        photos.append(photo)
+    return photos
+
+
+def car_photo_delete(*, car: Car, photo_id: int) -> None:
+    if car.photos.count() <= 1:
+        raise CarError(_("A listed car needs at least one photo."))
+    photo = car.photos.filter(pk=photo_id).first()
+    if photo is not None:
+        photo.image.delete(save=False)
+        photo.thumbnail.delete(save=False)
+        photo.delete()
+
+
+def _save(car: Car) -> Car:
+    try:
+        # The savepoint keeps the outer transaction usable when the constraint fires.
+        with transaction.atomic():
+            car.save()
+    except IntegrityError as error:
+        # Two owners racing for the same plate: the partial unique index decides.
+        if "car_plate_unique_when_listed" in str(error):
+            raise CarError(_("A listed car already has this licence plate.")) from error
+        raise
+    return car
+
+
+@transaction.atomic
+def car_create(*, owner: User, data: dict[str, Any], photos: Iterable[UploadedFile] = ()) -> Car:
+    """List a new car for `owner` from cleaned CarForm data."""
+    car = Car(owner=owner, **{k: v for k, v in data.items() if k != "photos"})
+    _save(car)
+    car_photos_add(car=car, uploads=photos)
+    return car
+
+
+@transaction.atomic
+def car_update(*, car: Car, data: dict[str, Any], photos: Iterable[UploadedFile] = ()) -> Car:
+    """Apply cleaned CarForm data (all or some fields) to the car."""
+    for field, value in data.items():
+        if field != "photos":
+            setattr(car, field, value)
+    _save(car)
+    car_photos_add(car=car, uploads=photos)
+    return car
+
+
+@transaction.atomic
+def car_unlist(*, car: Car) -> Car:
+    """Hide the car from search and new bookings; its history stays."""
+    car.is_listed = False
+    car.save(update_fields=["is_listed", "updated_at"])
+    return car
+
+
+@transaction.atomic
+def car_relist(*, car: Car) -> Car:
+    car.is_listed = True
+    return _save(car)
