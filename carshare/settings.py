@@ -108,6 +108,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Lets parallel test runs on one server keep apart (CARSHARE_TEST_DB=test_carshare_2).
+if os.environ.get("CARSHARE_TEST_DB"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["CARSHARE_TEST_DB"]}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("carshare runs on PostgreSQL only; DATABASE_URL must be postgres://")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
