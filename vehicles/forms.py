@@ -29,9 +29,12 @@ class MultipleImageField(forms.ImageField):
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
         single = super().clean
-        if isinstance(data, list | tuple):
-            return [single(item, initial) for item in data if item]
-        return [single(data, initial)] if data else []
+        items = [item for item in (data if isinstance(data, list | tuple) else [data]) if item]
+        # The widget hands over an empty list when nothing was chosen, which ImageField's own
+        # required check never sees: check it here.
+        if self.required and not items:
+            raise ValidationError(self.error_messages["required"], code="required")
+        return [single(item, initial) for item in items]
 
 
 class CarForm(forms.ModelForm):
@@ -62,6 +65,7 @@ class CarForm(forms.ModelForm):
         self.require_photos = require_photos
         if require_photos:
             self.fields["photos"].required = True
+            self.fields["photos"].error_messages["required"] = _("Add at least one photo.")
         self.fields["vin"].help_text = _("Optional: 17 characters, no I, O or Q.")
 
     def clean_licence_plate(self) -> str:
@@ -70,6 +74,10 @@ class CarForm(forms.ModelForm):
             raise ValidationError(_("Enter the licence plate as it is on the car."))
         taken = Car.objects.filter(licence_plate=plate, is_listed=True)
         if self.instance.pk:
+            if not self.instance.is_listed:
+                # An unlisted car may share its plate (sold on and listed by the new owner);
+                # its owner can still edit it, and relisting checks the plate again.
+                return plate
             taken = taken.exclude(pk=self.instance.pk)
         if taken.exists():
             raise ValidationError(_("A listed car already has this licence plate."))
@@ -115,7 +123,9 @@ class CarSearchForm(forms.Form):
         ("newest", _("Newest")),
     ]
 
-    city = forms.CharField(label=_("City"), required=False, max_length=100)
+    city = forms.CharField(
+        label=_("City"), required=False, max_length=100, widget=forms.SearchInput
+    )
     lat = forms.DecimalField(label=_("Latitude"), required=False, min_value=-90, max_value=90)
     lng = forms.DecimalField(label=_("Longitude"), required=False, min_value=-180, max_value=180)
     radius_km = forms.DecimalField(
@@ -155,3 +165,7 @@ class CarSearchForm(forms.Form):
         if low is not None and high is not None and low > high:
             self.add_error("max_price", _("The maximum price is below the minimum price."))
         return data
+
+
+class CarPhotoDeleteForm(forms.Form):
+    photo = forms.IntegerField(min_value=1, widget=forms.HiddenInput)

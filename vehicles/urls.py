@@ -5,4 +5,11 @@ from vehicles import views
 app_name = "vehicles"
 urlpatterns = [
     path("cars/", views.car_browse, name="car_browse"),
+    path("cars/new/", views.car_create, name="car_create"),
+    path("cars/<uuid:public_id>/", views.car_detail, name="car_detail"),
+    path("cars/<uuid:public_id>/edit/", views.car_edit, name="car_edit"),
+    path("cars/<uuid:public_id>/unlist/", views.car_unlist, name="car_unlist"),
+    path("cars/<uuid:public_id>/relist/", views.car_relist, name="car_relist"),
+    path("cars/<uuid:public_id>/photos/delete/", views.car_photo_delete, name="car_photo_delete"),
+    path("my/cars/", views.my_cars, name="my_cars"),
 ]
