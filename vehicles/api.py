@@ -1,0 +1,332 @@
+"""The cars part of the JSON API: search and detail for everyone, listing writes for owners.
+
+Input goes through the page forms (CarSearchForm, CarForm), so the API and the pages share every
+rule; the schemas below only describe the wire format for the OpenAPI document and turn JSON
+into Python types. Form errors are raised as Django's ValidationError and the API's handler
+(carshare/api.py) renders them as the error envelope. Writes need X-Session-Token: that is the
+API's default auth, and reads opt out of it with auth=None.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from allauth.headless.contrib.ninja.security import x_session_token_auth
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.forms import BaseForm
+from django.http import HttpRequest
+from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
+from ninja.errors import AuthenticationError
+
+from accounts.models import User
+from vehicles import forms, selectors, services
+from vehicles.makes import SUPPORTED_MAKES
+from vehicles.models import DEFAULT_TIME_ZONE, Car, CarPhoto, FuelType, Transmission
+
+router = Router(tags=["cars"])
+
+MAKES = [code for code, _name in SUPPORTED_MAKES]
+PAGE_LIMIT = 20
+PAGE_LIMIT_MAX = 100
+OFFSET_MAX = 2**31 - 1  # past a PostgreSQL bigint OFFSET the database itself would fail
+CURRENCY = "EUR"
+
+
+class ApiRequest(HttpRequest):
+    """A request that passed the session-token auth: ninja puts the user on request.auth."""
+
+    auth: User
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+class PhotoOut(Schema):
+    url: str = Field(description="Absolute URL of the photo (JPEG, at most 1600 px a side).")
+    thumbnail_url: str = Field(description="Absolute URL of a 480 by 320 JPEG crop.")
+
+
+class OwnerOut(Schema):
+    name: str = Field(description="The owner's first name; never an email address.")
+
+
+class CarOut(Schema):
+    id: UUID = Field(description="The car's public id, as used in every URL.")
+    make: str = Field(description="Make code, one of the supported makes.")
+    make_name: str = Field(description="The make as people write it.")
+    model: str
+    year: int
+    licence_plate: str = Field(description="Normalised: capitals and digits only.")
+    vin: str | None = Field(
+        description="Vehicle identification number: shown to the owner only, null otherwise."
+    )
+    seats: int
+    fuel_type: str = Field(json_schema_extra={"enum": list(FuelType.values)})
+    transmission: str = Field(json_schema_extra={"enum": list(Transmission.values)})
+    description: str
+    rules: str
+    address: str = Field(description="Pickup address.")
+    city: str
+    latitude: float
+    longitude: float
+    time_zone: str = Field(description="IANA time zone of the pickup location.")
+    currency: Literal["EUR"] = Field(description="Currency of every price.")
+    hourly_price: str = Field(description="Price per hour, two decimals.", examples=["8.50"])
+    daily_price: str = Field(description="Price per day, two decimals.", examples=["55.00"])
+    min_notice_hours: int
+    min_duration_hours: int
+    max_duration_days: int
+    instant_book: bool = Field(description="Bookings are confirmed without the owner.")
+    is_listed: bool = Field(description="False once the owner unlisted the car.")
+    photos: list[PhotoOut]
+    owner: OwnerOut
+    distance_km: float | None = Field(
+        None, description="Distance from the searched lat/lng; null when none was given."
+    )
+    url: str = Field(description="Absolute URL of the car's page.")
+
+
+class CarPage(Schema):
+    count: int = Field(description="How many cars match, over all pages.")
+    next: str | None = Field(description="URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="URL of the previous page, or null on the first.")
+    results: list[CarOut]
+
+
+class PhotosOut(Schema):
+    photos: list[PhotoOut] = Field(description="The photos just added, in order.")
+
+
+def _absolute(request: HttpRequest, url: str) -> str:
+    return request.build_absolute_uri(url)
+
+
+def _photo_out(request: HttpRequest, photo: CarPhoto) -> dict[str, str]:
+    return {
+        "url": _absolute(request, photo.image.url),
+        "thumbnail_url": _absolute(request, photo.thumbnail.url),
+    }
+
+
+def _car_out(request: HttpRequest, car: Car, *, viewer: User | AnonymousUser) -> dict[str, Any]:
+    distance: float | None = getattr(car, "distance_km", None)
+    return {
+        "id": car.public_id,
+        "make": car.make,
+        "make_name": car.make_name,
+        "model": car.model,
+        "year": car.year,
+        "licence_plate": car.licence_plate,
+        # A renter reads the plate at pickup and anyone reads it on the street; the VIN is not
+        # needed to rent and identifies the car to its insurer, so it stays with the owner.
+        "vin": car.vin if viewer.is_authenticated and car.owner_id == viewer.pk else None,
+        "seats": car.seats,
+        "fuel_type": car.fuel_type,
+        "transmission": car.transmission,
+        "description": car.description,
+        "rules": car.rules,
+        "address": car.address,
+        "city": car.city,
+        "latitude": float(car.latitude),
+        "longitude": float(car.longitude),
+        "time_zone": car.time_zone,
+        "currency": CURRENCY,
+        "hourly_price": f"{car.hourly_price:.2f}",
+        "daily_price": f"{car.daily_price:.2f}",
+        "min_notice_hours": car.min_notice_hours,
+        "min_duration_hours": car.min_duration_hours,
+        "max_duration_days": car.max_duration_days,
+        "instant_book": car.instant_book,
+        "is_listed": car.is_listed,
+        "photos": [_photo_out(request, photo) for photo in car.photos.all()],
+        "owner": {"name": car.owner.name.split(" ")[0] if car.owner.name else ""},
+        "distance_km": round(distance, 2) if distance is not None else None,
+        "url": _absolute(request, car.get_absolute_url()),
+    }
+
+
+# --- Input ----------------------------------------------------------------------------------
+
+
+class CarSearchQuery(Schema):
+    """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
+    page URL works against the API as it is: an empty or missing value means "any"."""
+
+    city: str = ""
+    make: str = Field("", json_schema_extra={"enum": ["", *MAKES]})
+    lat: str = Field("", description="Latitude of the search centre, -90 to 90.")
+    lng: str = Field("", description="Longitude of the search centre, -180 to 180.")
+    radius_km: str = Field("", description="0.1 to 1000; needs lat and lng.")
+    min_price: str = Field("", description="Lowest price per hour (EUR).")
+    max_price: str = Field("", description="Highest price per hour (EUR).")
+    seats: str = Field("", description="At least this many seats, 1 to 9.")
+    fuel_type: str = Field("", json_schema_extra={"enum": ["", *FuelType.values]})
+    transmission: str = Field("", json_schema_extra={"enum": ["", *Transmission.values]})
+    instant_book: str = Field("", description="true: instant-book cars only.")
+    sort: str = Field(
+        "",
+        description="Default: distance when lat/lng are given, else price.",
+        json_schema_extra={"enum": ["", *(value for value, _label in forms.CarSearchForm.SORTS)]},
+    )
+    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
+    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Cars to skip.")
+
+
+class CarIn(Schema):
+    """A car listing as JSON. Fields not named here (id, is_listed, photos, ...) are ignored;
+    CarForm applies the rules, as on the listing page."""
+
+    make: str = Field(json_schema_extra={"enum": MAKES})
+    model: str
+    year: int = Field(description="Model year, 2015 or newer.")
+    licence_plate: str
+    vin: str = Field("", description="Optional: 17 characters, no I, O or Q.")
+    seats: int = Field(description="1 to 9.")
+    fuel_type: str = Field(json_schema_extra={"enum": list(FuelType.values)})
+    transmission: str = Field(json_schema_extra={"enum": list(Transmission.values)})
+    description: str = ""
+    rules: str = ""
+    address: str = Field(description="Pickup address.")
+    city: str
+    latitude: Decimal = Field(description="At most 6 decimals.")
+    longitude: Decimal = Field(description="At most 6 decimals.")
+    time_zone: str = Field(DEFAULT_TIME_ZONE, description="IANA time zone.")
+    hourly_price: Decimal = Field(description="EUR, at most 2 decimals, above 0.")
+    daily_price: Decimal = Field(description="EUR, at most 2 decimals, not below hourly_price.")
+    min_notice_hours: int = Field(1, description="0 to 720.")
+    min_duration_hours: int = Field(1, description="At least 1.")
+    max_duration_days: int = Field(14, description="At least 1, and no shorter than the minimum.")
+    instant_book: bool = False
+
+
+class CarPatch(Schema):
+    """Any of CarIn's fields; those left out keep their values. null clears an optional text
+    field (vin, description, rules) and is refused for a required one."""
+
+    make: str | None = Field(None, json_schema_extra={"enum": MAKES})
+    model: str | None = None
+    year: int | None = None
+    licence_plate: str | None = None
+    vin: str | None = None
+    seats: int | None = None
+    fuel_type: str | None = Field(None, json_schema_extra={"enum": list(FuelType.values)})
+    transmission: str | None = Field(None, json_schema_extra={"enum": list(Transmission.values)})
+    description: str | None = None
+    rules: str | None = None
+    address: str | None = None
+    city: str | None = None
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+    time_zone: str | None = None
+    hourly_price: Decimal | None = None
+    daily_price: Decimal | None = None
+    min_notice_hours: int | None = None
+    min_duration_hours: int | None = None
+    max_duration_days: int | None = None
+    instant_book: bool | None = None
+
+
+def _viewer(request: HttpRequest) -> User | AnonymousUser:
+    """The token's user on public reads, anonymous without one; a bad token is refused rather
+    than silently read as anonymous, so an owner never mistakes a 404 for a missing car."""
+    if not request.headers.get("X-Session-Token"):
+        return AnonymousUser()
+    user: User | None = x_session_token_auth(request)
+    if user is None:
+        raise AuthenticationError()
+    return user
+
+
+def _invalid(form: BaseForm) -> ValidationError:
+    return ValidationError(dict(form.errors.as_data()))
+
+
+def _current_values(car: Car) -> dict[str, Any]:
+    return {name: getattr(car, name) for name in forms.CarForm.Meta.fields}
+
+
+# --- Endpoints ------------------------------------------------------------------------------
+
+
+@router.get("/cars", response=CarPage, auth=None, summary="Search listed cars")
+def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, Any]:
+    """Listed cars with the browse page's filters, a page at a time (limit/offset)."""
+    viewer = _viewer(request)
+    form = forms.CarSearchForm(data=params.model_dump(exclude={"limit", "offset"}))
+    if not form.is_valid():
+        raise _invalid(form)
+    cars = selectors.cars_search(filters=form.cleaned_data).select_related("owner")
+    count = cars.count()
+    limit, offset = params.limit, params.offset
+    page = list(cars[offset : offset + limit]) if offset < count else []
+
+    def page_url(new_offset: int) -> str:
+        query = request.GET.copy()
+        query["offset"] = str(new_offset)
+        query["limit"] = str(limit)
+        return request.build_absolute_uri("?" + query.urlencode())
+
+    return {
+        "count": count,
+        "next": page_url(offset + limit) if offset + limit < count else None,
+        "previous": page_url(max(offset - limit, 0)) if offset > 0 else None,
+        "results": [_car_out(request, car, viewer=viewer) for car in page],
+    }
+
+
+@router.get("/cars/{car_id}", response=CarOut, auth=None, summary="One car")
+def car_detail(request: HttpRequest, car_id: UUID) -> dict[str, Any]:
+    """A listed car; an unlisted one only for its owner (send X-Session-Token)."""
+    viewer = _viewer(request)
+    car = selectors.car_for_viewer(user=viewer, public_id=car_id)  # type: ignore[arg-type]
+    return _car_out(request, car, viewer=viewer)
+
+
+@router.post("/cars", response={201: CarOut}, summary="List a car")
+def car_create(request: ApiRequest, payload: CarIn) -> Status[dict[str, Any]]:
+    """List a new car for the signed-in user; add photos afterwards with POST .../photos."""
+    form = forms.CarForm(data=payload.model_dump())
+    if not form.is_valid():
+        raise _invalid(form)
+    car = services.car_create(owner=request.auth, data=form.cleaned_data)
+    return Status(201, _car_out(request, car, viewer=request.auth))
+
+
+@router.patch("/cars/{car_id}", response=CarOut, summary="Change a car")
+def car_update(request: ApiRequest, car_id: UUID, payload: CarPatch) -> dict[str, Any]:
+    """Change some fields of your car; the others keep their values, and every rule applies to
+    the result."""
+    car = selectors.car_for_owner(user=request.auth, public_id=car_id)
+    changes = payload.model_dump(exclude_unset=True)
+    form = forms.CarForm(instance=car, data=_current_values(car) | changes)
+    if not form.is_valid():
+        raise _invalid(form)
+    car = services.car_update(car=car, data=form.cleaned_data)
+    return _car_out(request, car, viewer=request.auth)
+
+
+@router.delete("/cars/{car_id}", response={204: None}, summary="Unlist a car")
+def car_unlist(request: ApiRequest, car_id: UUID) -> Status[None]:
+    """Unlist your car: it leaves search and takes no bookings; the row and history stay."""
+    car = selectors.car_for_owner(user=request.auth, public_id=car_id)
+    services.car_unlist(car=car)
+    return Status(204, None)
+
+
+@router.post("/cars/{car_id}/photos", response={201: PhotosOut}, summary="Add photos")
+def car_photos_add(
+    request: ApiRequest, car_id: UUID, photos: File[list[UploadedFile]]
+) -> Status[dict[str, Any]]:
+    """Add photos (multipart/form-data, one or more `photos` parts): JPEG, PNG or WebP, up to
+    8 MB each, at most 10 per car."""
+    car = selectors.car_for_owner(user=request.auth, public_id=car_id)
+    # The whole CarForm on the stored values, so its photo rules (images only, 8 MB each,
+    # 10 per car) apply as on the edit page.
+    form = forms.CarForm(instance=car, data=_current_values(car), files=request.FILES)
+    if not form.is_valid():
+        raise _invalid(form)
+    added = services.car_photos_add(car=car, uploads=form.cleaned_data["photos"])
+    return Status(201, {"photos": [_photo_out(request, photo) for photo in added]})
