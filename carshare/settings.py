@@ -51,7 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "django_htmx",
-    "template_partials.apps.SimpleAppConfig",
+    "template_partials",
+    "ninja",
     "allauth",
     "allauth.account",
     "allauth.headless",
@@ -214,6 +215,9 @@ STORAGES = {
         )
     },
 }
+# Development and tests serve static files straight from static/ (no collectstatic needed).
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

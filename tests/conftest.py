@@ -16,6 +16,12 @@ def _media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # Rate-limit tests fail a dozen logins; the production hasher makes each take ~0.5 s.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate-limit counters live in Redis: each test starts with none."""
     cache.clear()

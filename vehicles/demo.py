@@ -59,8 +59,12 @@ def car_photo(make: str, model: str, colour: tuple[int, int, int]) -> SimpleUplo
     image = Image.new("RGB", (960, 640), (214, 232, 245))
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, 470, 960, 640), fill=(96, 104, 112))
-    draw.rounded_rectangle((150, 300, 810, 470), radius=50, fill=colour, outline=(20, 20, 20), width=4)
-    draw.polygon([(280, 300), (370, 200), (620, 200), (710, 300)], fill=colour, outline=(20, 20, 20))
+    draw.rounded_rectangle(
+        (150, 300, 810, 470), radius=50, fill=colour, outline=(20, 20, 20), width=4
+    )
+    draw.polygon(
+        [(280, 300), (370, 200), (620, 200), (710, 300)], fill=colour, outline=(20, 20, 20)
+    )
     draw.polygon([(305, 295), (385, 215), (485, 215), (485, 295)], fill=(180, 210, 230))
     draw.polygon([(505, 295), (505, 215), (605, 215), (680, 295)], fill=(180, 210, 230))
     for x in (290, 670):
@@ -89,13 +93,21 @@ def load_demo_data() -> None:
     owners = [
         _user(email, name, phone=f"+31 6 1000 000{n}")
         for n, (email, name) in enumerate(
-            zip(OWNER_EMAILS, ["Olivia Jansen", "Daan de Vries", "Sanne Bakker", "Lucas Visser"], strict=True),
+            zip(
+                OWNER_EMAILS,
+                ["Olivia Jansen", "Daan de Vries", "Sanne Bakker", "Lucas Visser"],
+                strict=True,
+            ),
             start=1,
         )
     ]
     expiry = timezone.localdate() + datetime.timedelta(days=4 * 365)
     for n, (email, name) in enumerate(
-        zip(RENTER_EMAILS, ["Emma Smit", "Noah Meijer", "Julia de Boer", "Sem Mulder", "Tess de Groot"], strict=True),
+        zip(
+            RENTER_EMAILS,
+            ["Emma Smit", "Noah Meijer", "Julia de Boer", "Sem Mulder", "Tess de Groot"],
+            strict=True,
+        ),
         start=1,
     ):
         _user(
@@ -113,19 +125,28 @@ def load_demo_data() -> None:
         services.car_create(
             owner=owners[owner_ix],
             data={
-                "make": make, "model": model, "year": year, "licence_plate": plate, "vin": vin,
-                "seats": seats, "fuel_type": fuel, "transmission": transmission,
+                "make": make,
+                "model": model,
+                "year": year,
+                "licence_plate": plate,
+                "vin": vin,
+                "seats": seats,
+                "fuel_type": fuel,
+                "transmission": transmission,
                 "description": f"A well-kept {MAKE_NAMES[make]} {model}, cleaned after every trip.",
                 "rules": "No smoking. Return with at least the fuel or charge you found.",
-                "address": f"{street}, {city}", "city": city,
+                "address": f"{street}, {city}",
+                "city": city,
                 "latitude": (lat + Decimal(str(dlat))).quantize(Decimal("0.000001")),
                 "longitude": (lng + Decimal(str(dlng))).quantize(Decimal("0.000001")),
                 "time_zone": "Europe/Amsterdam",
-                "hourly_price": Decimal(hourly), "daily_price": Decimal(daily),
+                "hourly_price": Decimal(hourly),
+                "daily_price": Decimal(daily),
                 "min_notice_hours": 0 if instant else 2,
                 "min_duration_hours": 1 if instant else 2,
-                "max_duration_days": 14, "instant_book": instant,
-            },  # fmt: skip
+                "max_duration_days": 14,
+                "instant_book": instant,
+            },
             photos=[car_photo(make, model, colour)],
         )
 

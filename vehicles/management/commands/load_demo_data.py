@@ -15,6 +15,8 @@ class Command(BaseCommand):
             demo.load_demo_data()
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"carshare is starting at {settings.SITE_URL}/"))
-        self.stdout.write(f"Admin: {settings.SITE_URL}/admin/   API docs: {settings.SITE_URL}/api/v1/docs")
+        self.stdout.write(
+            f"Admin: {settings.SITE_URL}/admin/   API docs: {settings.SITE_URL}/api/v1/docs"
+        )
         self.stdout.write(demo.demo_summary())
         self.stdout.write("Press Ctrl-C to stop everything.\n")
