@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 DEV := $(PY) -m carshare.devservers --
+# Procfile commands (python, celery) resolve to the project virtualenv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DJANGO_SETTINGS_MODULE := carshare.settings
 
 .PHONY: run test simulator lint format check bench services-up services-down clean
@@ -25,6 +27,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(DEV) $(PY) -m pytest $(PYTEST_ARGS)
 
+## The Smartcar-compatible vehicle-cloud simulator alone (port: SIMULATOR_PORT, default 8100).
+simulator: $(VENV)/.installed
+	$(PY) -m simulator
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -35,7 +41,7 @@ format: $(VENV)/.installed
 
 ## Django's own checks, migrations in sync, and the deployment checklist with production settings.
 check: $(VENV)/.installed
-	$(DEV) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run'
+	DJANGO_DEBUG=1 $(DEV) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run'
 	DJANGO_SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-looking-production-secret-value \
 	  DJANGO_ALLOWED_HOSTS=carshare.example \
 	  $(PY) manage.py check --deploy --fail-level WARNING

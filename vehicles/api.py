@@ -59,7 +59,9 @@ class CarOut(Schema):
     make_name: str = Field(description="The make as people write it.")
     model: str
     year: int
-    licence_plate: str = Field(description="Normalised: capitals and digits only.")
+    licence_plate: str | None = Field(
+        description="Normalised: capitals and digits only. Shown to the owner only, null otherwise."
+    )
     vin: str | None = Field(
         description="Vehicle identification number: shown to the owner only, null otherwise."
     )
@@ -113,16 +115,18 @@ def _photo_out(request: HttpRequest, photo: CarPhoto) -> dict[str, str]:
 
 def _car_out(request: HttpRequest, car: Car, *, viewer: User | AnonymousUser) -> dict[str, Any]:
     distance: float | None = getattr(car, "distance_km", None)
+    is_owner = viewer.is_authenticated and car.owner_id == viewer.pk
     return {
         "id": car.public_id,
         "make": car.make,
         "make_name": car.make_name,
         "model": car.model,
         "year": car.year,
-        "licence_plate": car.licence_plate,
-        # A renter reads the plate at pickup and anyone reads it on the street; the VIN is not
-        # needed to rent and identifies the car to its insurer, so it stays with the owner.
-        "vin": car.vin if viewer.is_authenticated and car.owner_id == viewer.pk else None,
+        # Plate and VIN identify the car (and, with the pickup address, where it sleeps): the
+        # pages show them to the owner only, and so does the API. Renters get the plate with
+        # their booking.
+        "licence_plate": car.licence_plate if is_owner else None,
+        "vin": car.vin if is_owner else None,
         "seats": car.seats,
         "fuel_type": car.fuel_type,
         "transmission": car.transmission,

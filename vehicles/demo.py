@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import unicodedata
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
@@ -70,7 +71,9 @@ def car_photo(make: str, model: str, colour: tuple[int, int, int]) -> SimpleUplo
     for x in (290, 670):
         draw.ellipse((x - 62, 408, x + 62, 532), fill=(25, 25, 25))
         draw.ellipse((x - 28, 442, x + 28, 498), fill=(170, 170, 170))
-    draw.text((40, 40), f"{MAKE_NAMES[make]} {model}", fill=(10, 30, 60), font_size=56)
+    # Pillow's built-in font has no accented capitals (Škoda): draw the ASCII spelling.
+    label = unicodedata.normalize("NFKD", f"{MAKE_NAMES[make]} {model}").encode("ascii", "ignore")
+    draw.text((40, 40), label.decode(), fill=(10, 30, 60), font_size=56)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return SimpleUploadedFile(f"{make.lower()}.jpg", buffer.getvalue(), content_type="image/jpeg")

@@ -88,8 +88,8 @@ def test_list_item_representation(client, fleet, owner):
     golf_car = fleet["golf"]
     assert golf["id"] == str(golf_car.public_id)
     assert golf["make_name"] == "Volkswagen"
-    assert golf["licence_plate"] == golf_car.licence_plate
-    assert golf["vin"] is None  # the owner's eyes only
+    assert golf["licence_plate"] is None  # plate and VIN: the owner's eyes only
+    assert golf["vin"] is None
     assert (golf["hourly_price"], golf["daily_price"], golf["currency"]) == ("8.00", "50.00", "EUR")
     assert (golf["latitude"], golf["longitude"]) == (52.374, 4.898)
     assert golf["owner"] == {"name": "Olga"}  # first name, never the email
@@ -232,13 +232,14 @@ def test_detail_of_a_listed_car_for_anyone(client, car):
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == str(car.public_id)
-    assert body["vin"] is None
+    assert (body["vin"], body["licence_plate"]) == (None, None)
 
 
-def test_detail_shows_the_vin_to_the_owner(client, owner_auth, owner):
+def test_detail_shows_the_vin_and_plate_to_the_owner(client, owner_auth, owner):
     car = CarFactory(owner=owner, vin="WVWZZZ1KZAW000001")
 
-    assert client.get(car_url(car.public_id), headers=owner_auth).json()["vin"] == car.vin
+    body = client.get(car_url(car.public_id), headers=owner_auth).json()
+    assert (body["vin"], body["licence_plate"]) == (car.vin, car.licence_plate)
 
 
 def test_unlisted_car_is_visible_to_its_owner_only(client, car, owner_auth, stranger_auth):
