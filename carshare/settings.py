@@ -256,3 +256,47 @@ LOGGING = {
 
 # --- carshare --------------------------------------------------------------------------------
 CARSHARE_SEARCH_PAGE_SIZE = 12
+
+# --- The vehicle cloud (Smartcar, or the local simulator when SMARTCAR_* are unset) ----------
+# The simulator (`make simulator`, started by `make run`) speaks Smartcar's API on this URL.
+SIMULATOR_URL = os.environ.get(
+    "SIMULATOR_URL", "http://127.0.0.1:{}".format(os.environ.get("SIMULATOR_PORT", "8100"))
+)
+SMARTCAR_CLIENT_ID = os.environ.get("SMARTCAR_CLIENT_ID", "")
+SMARTCAR_CLIENT_SECRET = os.environ.get("SMARTCAR_CLIENT_SECRET", "")
+SMARTCAR_REDIRECT_URI = os.environ.get("SMARTCAR_REDIRECT_URI", "")
+# live | test | simulated on real Smartcar; "simulator" means our own local simulator.
+SMARTCAR_MODE = os.environ.get("SMARTCAR_MODE", "") or (
+    "live" if SMARTCAR_CLIENT_ID else "simulator"
+)
+if SMARTCAR_MODE == "simulator":
+    # The app's own development client, registered in the simulator at start.
+    SMARTCAR_CLIENT_ID = SMARTCAR_CLIENT_ID or "carshare-dev"
+    SMARTCAR_CLIENT_SECRET = SMARTCAR_CLIENT_SECRET or "carshare-dev-secret"
+    SMARTCAR_REDIRECT_URI = SMARTCAR_REDIRECT_URI or SITE_URL + "/connect/callback/"
+_smartcar_default = SIMULATOR_URL if SMARTCAR_MODE == "simulator" else None
+SMARTCAR_API_ORIGIN = os.environ.get("SMARTCAR_API_ORIGIN") or (
+    _smartcar_default or "https://api.smartcar.com"
+)
+SMARTCAR_AUTH_ORIGIN = os.environ.get("SMARTCAR_AUTH_ORIGIN") or (
+    _smartcar_default or "https://auth.smartcar.com"
+)
+SMARTCAR_CONNECT_ORIGIN = os.environ.get("SMARTCAR_CONNECT_ORIGIN") or (
+    _smartcar_default or "https://connect.smartcar.com"
+)
+# Secret Smartcar signs webhooks with (the application's management token).
+SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "")
+# Seconds to wait for the vehicle cloud: connecting, and reading an answer (commands take time).
+VEHICLE_CLOUD_CONNECT_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_CONNECT_TIMEOUT", "5"))
+VEHICLE_CLOUD_READ_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_READ_TIMEOUT", "60"))
+# A car's status is read from the cloud at most this often (quota and the car's battery).
+VEHICLE_STATUS_MIN_INTERVAL = int(os.environ.get("VEHICLE_STATUS_MIN_INTERVAL", "60"))
+
+# OAuth tokens are encrypted at rest with MultiFernet: a comma-separated list of Fernet keys,
+# newest first (`manage.py rotate_token_keys` re-encrypts under the first).
+CARSHARE_TOKEN_KEYS = env_list("CARSHARE_TOKEN_KEYS")
+if not CARSHARE_TOKEN_KEYS:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured("CARSHARE_TOKEN_KEYS must be set when DJANGO_DEBUG is off.")
+    # Development and tests only: a published key, so nothing it protects is secret.
+    CARSHARE_TOKEN_KEYS = ["Y2Fyc2hhcmUtZGV2LWtleS1ub3QtcHJvZHVjdGlvbiE="]

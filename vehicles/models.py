@@ -10,6 +10,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -181,3 +182,186 @@ class CarPhoto(models.Model):
 
     def __str__(self) -> str:
         return f"Photo {self.position} of {self.car}"
+
+
+# --- The connection to the vehicle cloud ---------------------------------------------------
+
+
+class ConnectionStatus(models.TextChoices):
+    HEALTHY = "healthy", _("Connected")
+    UNHEALTHY = "unhealthy", _("Needs reconnecting")
+    DISCONNECTED = "disconnected", _("Disconnected")
+
+
+class VehicleConnection(models.Model):
+    """A car's grant from the vehicle cloud: which vehicle, which scopes, and its tokens.
+
+    Tokens are stored encrypted (vehicles.crypto, MultiFernet); the raw columns never hold a
+    usable token. One live connection per car; a disconnected row stays for the history.
+    """
+
+    car = models.ForeignKey(Car, models.CASCADE, related_name="connections")
+    provider = models.CharField(max_length=32, default="smartcar")
+    mode = models.CharField(max_length=16, default="simulator")  # simulator|live|test|simulated
+    vehicle_id = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # Encrypted with vehicles.crypto; read and write through the services only.
+    access_token_encrypted = models.TextField(blank=True)
+    refresh_token_encrypted = models.TextField(blank=True)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ConnectionStatus, default=ConnectionStatus.HEALTHY
+    )
+    status_reason = models.CharField(max_length=255, blank=True)
+    # What the vehicle cloud reported about the car, for matching against the listing.
+    reported_make = models.CharField(max_length=32, blank=True)
+    reported_model = models.CharField(max_length=64, blank=True)
+    reported_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    reported_vin = models.CharField(max_length=17, blank=True)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    unhealthy_notified_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-connected_at"]
+        constraints = [
+            # One live connection per car, and one car per vehicle of the vehicle cloud.
+            models.UniqueConstraint(
+                fields=["car"],
+                condition=~Q(status="disconnected"),
+                name="connection_one_live_per_car",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "vehicle_id"],
+                condition=~Q(status="disconnected"),
+                name="connection_vehicle_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.vehicle_id} for {self.car_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != ConnectionStatus.DISCONNECTED
+
+
+# --- Vehicle commands: the outbox every lock and unlock goes through -----------------------
+
+
+class CommandAction(models.TextChoices):
+    LOCK = "lock", _("Lock")
+    UNLOCK = "unlock", _("Unlock")
+
+
+class CommandReason(models.TextChoices):
+    TRIP_START = "trip_start", _("Trip start")
+    TRIP_END = "trip_end", _("Trip end")
+    RENTER = "renter", _("Renter")
+    OWNER = "owner", _("Owner")
+    SERVICE = "service", _("Service")
+    ADMIN = "admin", _("Admin")
+
+
+class CommandStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent to the car")
+    SUCCEEDED = "succeeded", _("Done")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+    SUPERSEDED = "superseded", _("Replaced by a newer command")
+
+
+C = CommandStatus
+COMMAND_MOVES: dict[
+    str, set[str]
+] = {  # the lifecycle at a glance; services._command_move acts on it
+    C.QUEUED: {C.SENT, C.FAILED, C.EXPIRED, C.SUPERSEDED},
+    # A sent command may go back to queued for a retry after a transient error.
+    C.SENT: {C.SUCCEEDED, C.FAILED, C.QUEUED},
+}
+COMMAND_PENDING = [C.QUEUED, C.SENT]
+
+
+class VehicleCommand(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    car = models.ForeignKey(Car, models.PROTECT, related_name="commands")
+    # The digital key it was asked under (keys app; a plain id since keys sits above vehicles).
+    key_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )  # null: the system (trip clock, sweeps)
+    action = models.CharField(max_length=8, choices=CommandAction)
+    reason = models.CharField(max_length=16, choices=CommandReason)
+    status = models.CharField(max_length=16, choices=CommandStatus, default=C.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider_request_id = models.CharField(max_length=64, blank=True)
+    error_type = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    # A command a person asked for must not run after they walked away (see services).
+    send_by = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            # At most one command in flight per car: PostgreSQL refuses a second sent one.
+            models.UniqueConstraint(
+                fields=["car"], condition=Q(status="sent"), name="command_one_in_flight_per_car"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.car_id} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in COMMAND_PENDING
+
+
+class VehicleCommandEvent(models.Model):
+    """Append-only history of a command's status changes."""
+
+    command = models.ForeignKey(VehicleCommand, models.CASCADE, related_name="events")
+    old_status = models.CharField(max_length=16, blank=True)
+    new_status = models.CharField(max_length=16)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.old_status} → {self.new_status}"
+
+
+# --- Last known status ---------------------------------------------------------------------
+
+
+class VehicleStatus(models.Model):
+    """What the car last told us; pages read this and never call the vehicle cloud."""
+
+    car = models.OneToOneField(Car, models.CASCADE, related_name="live_status")
+    is_locked = models.BooleanField(null=True)
+    doors_open = models.BooleanField(null=True)
+    latitude = models.FloatField(null=True)
+    longitude = models.FloatField(null=True)
+    odometer_km = models.FloatField(null=True)
+    fuel_percent = models.FloatField(null=True)
+    battery_percent = models.FloatField(null=True)
+    range_km = models.FloatField(null=True)
+    data_age = models.DateTimeField(null=True)  # when the car recorded the data (SC-Data-Age)
+    fetched_at = models.DateTimeField(null=True)  # when we last read it
+    refresh_requested_at = models.DateTimeField(null=True)
+    last_error = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"Status of {self.car_id}"
