@@ -59,3 +59,48 @@ def owner_client(client, owner):
 def stranger_client(client, stranger):
     client.force_login(stranger)
     return client
+
+
+# --- The vehicle cloud: the simulator as a real process ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _simulator_process(tmp_path_factory):
+    from tests.simulation import SimProcess
+
+    process = SimProcess(tmp_path_factory.mktemp("vehicle-cloud") / "simulator.db")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sim(_simulator_process, settings):
+    """A fresh simulator world with the app's client registered, and the app pointed at it."""
+    from tests.simulation import SimControl
+
+    control = SimControl(_simulator_process.url)
+    control.reset()
+    settings.SMARTCAR_MODE = "simulator"
+    settings.SMARTCAR_API_ORIGIN = _simulator_process.url
+    settings.SMARTCAR_AUTH_ORIGIN = _simulator_process.url
+    settings.SMARTCAR_CONNECT_ORIGIN = _simulator_process.url
+    control.register_client(
+        client_id=settings.SMARTCAR_CLIENT_ID,
+        client_secret=settings.SMARTCAR_CLIENT_SECRET,
+        redirect_uri=settings.SMARTCAR_REDIRECT_URI,
+    )
+    return control
+
+
+@pytest.fixture
+def celery_worker_thread(transactional_db):
+    """A real Celery worker (threads pool) consuming from Redis, in this process so it uses the
+    test database. Tests using it commit their data (transactional_db) so the worker sees it."""
+    from celery.contrib.testing.worker import start_worker
+
+    from carshare.celery import app
+
+    with start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, queues=["default", "vehicle"]
+    ) as worker:
+        yield worker
