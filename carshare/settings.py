@@ -138,6 +138,21 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ALWAYS_EAGER = False  # a real worker everywhere, tests included
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# --- Vehicle commands and live status (issue 4): the "vehicle" queue and the sweeps ------
+# Calls to cars wait seconds on the network: they go to the "vehicle" worker (threads, many
+# slots; see Procfile), so they never queue behind emails on the default worker.
+CELERY_TASK_ROUTES = {
+    "vehicles.tasks.run_vehicle_command": {"queue": "vehicle"},
+    "vehicles.tasks.refresh_vehicle_status": {"queue": "vehicle"},
+}
+# The database is the truth, the broker a doorbell: this sweep re-sends commands whose message
+# was lost, expires overdue ones and settles those a dead worker left `sent`.
+CELERY_BEAT_SCHEDULE["sweep-vehicle-commands"] = {
+    "task": "vehicles.tasks.sweep_vehicle_commands",
+    "schedule": 10.0,
+    "options": {"expires": 10.0},  # a sweep still waiting when the next is due is redundant
+}
+# --- end of the vehicle commands block ----------------------------------------------------
 
 # --- Auth and allauth (https://docs.allauth.org/en/latest/account/configuration.html) -------
 AUTH_USER_MODEL = "accounts.User"
@@ -284,8 +299,13 @@ SMARTCAR_AUTH_ORIGIN = os.environ.get("SMARTCAR_AUTH_ORIGIN") or (
 SMARTCAR_CONNECT_ORIGIN = os.environ.get("SMARTCAR_CONNECT_ORIGIN") or (
     _smartcar_default or "https://connect.smartcar.com"
 )
-# Secret Smartcar signs webhooks with (the application's management token).
-SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "")
+# Secret Smartcar signs webhooks with (the application's management token). Unset: the
+# webhook endpoint answers 404 (except in simulator mode, which has a published dev token).
+SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "") or (
+    "carshare-dev-management-token" if SMARTCAR_MODE == "simulator" else ""
+)
+# Deliveries older than this are refused as replays (Smartcar retries for about 3 minutes).
+SMARTCAR_WEBHOOK_MAX_AGE = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_AGE", "600"))
 # Seconds to wait for the vehicle cloud: connecting, and reading an answer (commands take time).
 VEHICLE_CLOUD_CONNECT_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_CONNECT_TIMEOUT", "5"))
 VEHICLE_CLOUD_READ_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_READ_TIMEOUT", "60"))

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from django.views.static import serve
 
 from carshare.api import api
+from vehicles import webhooks
 
 # The admin signs in through allauth's login, so its rate limits protect the admin too.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
@@ -17,6 +18,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", api.urls),
+    path("webhooks/smartcar/", webhooks.smartcar_webhook, name="smartcar_webhook"),
     path("", include("accounts.urls")),
     path("", include("vehicles.urls")),
 ]

@@ -88,6 +88,7 @@ def sim(_simulator_process, settings):
         client_id=settings.SMARTCAR_CLIENT_ID,
         client_secret=settings.SMARTCAR_CLIENT_SECRET,
         redirect_uri=settings.SMARTCAR_REDIRECT_URI,
+        management_token=settings.SMARTCAR_WEBHOOK_SECRET,
     )
     return control
 

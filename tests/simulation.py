@@ -84,12 +84,21 @@ class SimControl:
     def reset(self) -> None:
         self._call("POST", "/_sim/reset", 200)
 
-    def register_client(self, *, client_id: str, client_secret: str, redirect_uri: str) -> None:
+    def register_client(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        management_token: str = "",
+    ) -> None:
         body = {
             "client_id": client_id,
             "client_secret": client_secret,
             "redirect_uris": [redirect_uri],
         }
+        if management_token:
+            body["management_token"] = management_token
         response = self.http.post(self.url + "/_sim/clients", json=body, timeout=10)
         assert response.status_code in (200, 201), response.text
 

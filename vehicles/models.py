@@ -365,3 +365,20 @@ class VehicleStatus(models.Model):
 
     def __str__(self) -> str:
         return f"Status of {self.car_id}"
+
+
+class WebhookEvent(models.Model):
+    """Every accepted vehicle-cloud webhook event, once: deliveries are at-least-once, so the
+    event id is the dedupe key, and a replayed delivery changes nothing."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=32)
+    vehicle_id = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"
