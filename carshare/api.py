@@ -31,6 +31,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
 from vehicles import api as vehicles_api
+from vehicles import api_commands as vehicles_api_commands
 from vehicles.services import CarError
 
 ERROR_CODES = {
@@ -246,6 +247,7 @@ def on_bad_request(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 api.add_router("", vehicles_api.router)
+api.add_router("", vehicles_api_commands.router)
 
 # Last, so it only sees what no router matched: unknown paths under /api/v1/ answer with the
 # envelope too, not with the HTML 404 page.

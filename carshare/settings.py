@@ -144,6 +144,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_TASK_ROUTES = {
     "vehicles.tasks.run_vehicle_command": {"queue": "vehicle"},
     "vehicles.tasks.refresh_vehicle_status": {"queue": "vehicle"},
+    "vehicles.tasks_connections.revoke_vehicle_access": {"queue": "vehicle"},
+    "vehicles.tasks_connections.refresh_connection_tokens": {"queue": "vehicle"},
 }
 # The database is the truth, the broker a doorbell: this sweep re-sends commands whose message
 # was lost, expires overdue ones and settles those a dead worker left `sent`.
@@ -151,6 +153,11 @@ CELERY_BEAT_SCHEDULE["sweep-vehicle-commands"] = {
     "task": "vehicles.tasks.sweep_vehicle_commands",
     "schedule": 10.0,
     "options": {"expires": 10.0},  # a sweep still waiting when the next is due is redundant
+}
+# Connections whose refresh token nears its 60 days are refreshed (or their owner told).
+CELERY_BEAT_SCHEDULE["refresh-aging-connections"] = {
+    "task": "vehicles.tasks_connections.refresh_aging_connections",
+    "schedule": 3600.0,
 }
 # --- end of the vehicle commands block ----------------------------------------------------
 

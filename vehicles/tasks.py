@@ -1,0 +1,190 @@
+"""Celery tasks that talk to cars: run a command, settle lost ones, refresh the live status.
+
+The tasks hold the vehicle-cloud calls, always with no transaction open; vehicles.commands holds
+the rules and every write, each in its own short transaction. Tasks take ids, re-read their rows
+and leave when the work is done or no longer wanted, so a redelivered message does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Callable
+
+from celery import shared_task
+from django.utils import timezone
+
+# tasks_connections: Celery's autodiscovery imports vehicles.tasks only, so importing the
+# connection tasks here registers them in every worker too.
+from vehicles import commands, connections, provider, tasks_connections  # noqa: F401
+from vehicles.models import Car, CommandAction, FuelType
+
+logger = logging.getLogger(__name__)
+
+# The cloud accepted the command; the car may apply it a moment later (the simulator after its
+# latency, real cars after seconds). Read the lock status after these pauses, then give up.
+CONFIRM_PAUSES_S = (0.0, 1.0, 2.0, 4.0)
+
+
+@shared_task(acks_late=True)
+def run_vehicle_command(command_id: int) -> None:
+    """Send one queued lock/unlock to the car and record the outcome; safe to run twice."""
+    claim = commands.command_claim(command_id=command_id)
+    if claim is None:
+        return  # gone, done, not due, expired, busy (rescheduled), or claimed elsewhere
+    cloud = provider.get_provider()
+    try:
+        token = connections.connection_access_token(connection_id=claim.connection_id)
+    except provider.VehicleCloudError as error:
+        # The token could not be refreshed (the connection is marked unhealthy already).
+        commands.command_record_error(claim=claim, error=error)
+        return
+    send = cloud.lock if claim.action == CommandAction.LOCK else cloud.unlock
+    try:
+        ack = send(access_token=token, vehicle_id=claim.vehicle_id)
+    except provider.VehicleCloudError as error:
+        if isinstance(error, provider.AuthenticationFailed):
+            # A fresh token refused: the grant was revoked on the cloud's side. Tell the owner.
+            connections.connection_mark_unhealthy(
+                connection_id=claim.connection_id, reason=f"Command refused: {error}"
+            )
+        commands.command_record_error(claim=claim, error=error)
+        if isinstance(error, provider.VehicleStateError):
+            # The car said why (a door open, asleep): worth showing on the owner's page.
+            commands.vehicle_status_request_refresh(car_id=claim.car_id)
+        return
+    if not commands.command_record_ack(claim=claim, ack=ack):
+        return  # the sweep settled this attempt meanwhile
+    _confirm(
+        cloud,
+        token=token,
+        vehicle_id=claim.vehicle_id,
+        command_id=claim.command_id,
+        wanted_locked=claim.action == CommandAction.LOCK,
+    )
+    commands.vehicle_status_request_refresh(car_id=claim.car_id)
+
+
+def _confirm(
+    cloud: provider.VehicleCloud,
+    *,
+    token: str,
+    vehicle_id: str,
+    command_id: int,
+    wanted_locked: bool,
+) -> bool:
+    """Read the lock status until the car reports the wanted state, a few times at most."""
+    for pause in CONFIRM_PAUSES_S:
+        if pause:
+            time.sleep(pause)  # a worker thread waits; the car needs the time, not us
+        try:
+            lock_status = cloud.lock_status(access_token=token, vehicle_id=vehicle_id)
+        except provider.VehicleCloudError as error:
+            # The command itself succeeded; an unreadable status only leaves it unconfirmed.
+            logger.info("Could not confirm command %s: %s", command_id, error)
+            return False
+        if lock_status.is_locked == wanted_locked:
+            return commands.command_record_confirmation(
+                command_id=command_id, lock_status=lock_status
+            )
+    logger.warning("Command %s accepted but the car does not report it yet", command_id)
+    return False
+
+
+@shared_task
+def sweep_vehicle_commands() -> None:
+    """Every few seconds from CELERY_BEAT_SCHEDULE: settle commands whose worker died, expire
+    overdue ones, and re-send those whose message was lost. Safe to run twice, or at once."""
+    now = timezone.now()
+    for stale in commands.commands_stale_sent(now=now):
+        _settle_stale(stale)
+    # After the stale ones, so a person's command sent back to queued expires in this pass.
+    commands.commands_expire_overdue(now=timezone.now())
+    commands.commands_redispatch_lost(now=timezone.now())
+
+
+def _settle_stale(stale: commands.StaleCommand) -> None:
+    lock_status: provider.LockStatus | None = None
+    if stale.connection_id is not None:
+        try:
+            token = connections.connection_access_token(connection_id=stale.connection_id)
+            lock_status = provider.get_provider().lock_status(
+                access_token=token, vehicle_id=stale.vehicle_id
+            )
+        except provider.VehicleCloudError as error:
+            logger.info("Could not read the car for stale command %s: %s", stale.command_id, error)
+    commands.command_settle_stale(stale=stale, lock_status=lock_status)
+
+
+@shared_task(acks_late=True)
+def refresh_vehicle_status(car_id: int) -> None:
+    """Read the car's lock state, position, odometer and fuel or battery into VehicleStatus."""
+    status = commands.vehicle_status_for_car(car_id=car_id)
+    if status is None or status.refresh_requested_at is None:
+        return
+    if status.fetched_at is not None and status.fetched_at >= status.refresh_requested_at:
+        return  # this request was served already (a redelivered message)
+    connection = connections.connection_live_for_car(car_id=car_id)
+    if connection is None:
+        return
+    fuel_type = Car.objects.filter(pk=car_id).values_list("fuel_type", flat=True).first()
+    try:
+        token = connections.connection_access_token(connection_id=connection.pk)
+    except provider.VehicleCloudError as error:
+        commands.vehicle_status_record(car_id=car_id, readings={}, data_age=None, error=str(error))
+        return
+    cloud = provider.get_provider()
+    vid = connection.vehicle_id
+
+    def lock() -> tuple[dict[str, object], provider.Meta]:
+        answer = cloud.lock_status(access_token=token, vehicle_id=vid)
+        return {"is_locked": answer.is_locked, "doors_open": answer.doors_open}, answer.meta
+
+    def location() -> tuple[dict[str, object], provider.Meta]:
+        answer = cloud.location(access_token=token, vehicle_id=vid)
+        return {"latitude": answer.latitude, "longitude": answer.longitude}, answer.meta
+
+    def odometer() -> tuple[dict[str, object], provider.Meta]:
+        answer = cloud.odometer(access_token=token, vehicle_id=vid)
+        return {"odometer_km": answer.distance_km}, answer.meta
+
+    def fuel() -> tuple[dict[str, object], provider.Meta]:
+        answer = cloud.fuel(access_token=token, vehicle_id=vid)
+        return {"fuel_percent": answer.percent, "range_km": answer.range_km}, answer.meta
+
+    def battery() -> tuple[dict[str, object], provider.Meta]:
+        answer = cloud.battery(access_token=token, vehicle_id=vid)
+        readings: dict[str, object] = {"battery_percent": answer.percent}
+        if fuel_type == FuelType.ELECTRIC:  # a hybrid's range is the fuel's
+            readings["range_km"] = answer.range_km
+        return readings, answer.meta
+
+    reads: list[Callable[[], tuple[dict[str, object], provider.Meta]]] = [lock, location, odometer]
+    if fuel_type == FuelType.ELECTRIC:
+        reads.append(battery)
+    elif fuel_type == FuelType.HYBRID:
+        reads += [fuel, battery]
+    else:
+        reads.append(fuel)
+
+    readings: dict[str, object] = {}
+    ages: list[datetime.datetime] = []
+    error = ""
+    for read in reads:
+        try:
+            values, meta = read()
+        except (provider.PermissionDenied, provider.NotCapable):
+            continue  # not granted or not on this car: that reading simply stays empty
+        except provider.VehicleCloudError as failure:
+            # Throttled, asleep, unreachable, cloud trouble: keep what we have, try next time,
+            # and spend no more of the car's quota now.
+            error = str(failure)
+            break
+        readings.update(values)
+        if meta.data_age is not None:
+            ages.append(meta.data_age)
+    # The oldest reading is how old the picture is as a whole.
+    commands.vehicle_status_record(
+        car_id=car_id, readings=readings, data_age=min(ages) if ages else None, error=error
+    )
