@@ -16,9 +16,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-## Web, Celery worker and beat (honcho over the Procfile), embedded servers; Ctrl-C stops all.
+## Web, Celery workers and beat (honcho over the Procfile), embedded servers and the vehicle-cloud
+## simulator; the demo cars are connected to it. Ctrl-C stops all.
 run: $(VENV)/.installed
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(DEV) sh -c '\
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) -m carshare.devservers --with-simulator -- sh -c '\
 	  $(PY) manage.py migrate --noinput && \
 	  $(PY) manage.py load_demo_data && \
 	  exec $(VENV)/bin/honcho --no-colour start -f Procfile'
@@ -47,7 +48,8 @@ check: $(VENV)/.installed
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: $(VENV)/.installed
-	$(DEV) $(PY) bench/run.py
+	$(DEV) $(PY) bench/lock_now_overhead.py
+	$(PY) bench/simulator_throughput.py
 
 services-up: $(VENV)/.installed
 	$(PY) -m carshare.devservers --up

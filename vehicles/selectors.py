@@ -1,4 +1,5 @@
-"""Reads of cars: the access doors (owner or public) and the search."""
+"""Reads of cars: the access doors (owner or public), the search, and what the pages show of a
+car's connection to the vehicle cloud and its last known status."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db.models import F, FloatField, QuerySet, Value
+from django.db.models import Exists, F, FloatField, OuterRef, Prefetch, QuerySet, Value
 from django.db.models.functions import ACos, Cos, Greatest, Least, Radians, Sin
 from django.http import Http404
 
 from accounts.models import User
-from vehicles.models import Car
+from vehicles.models import Car, ConnectionStatus, VehicleConnection, VehicleStatus
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -33,6 +34,7 @@ def car_for_viewer(*, user: User, public_id: UUID | str) -> Car:
     car = (
         Car.objects.select_related("owner")
         .prefetch_related("photos")
+        .annotate(is_connected=_healthy_connection())
         .filter(public_id=public_id)
         .first()
     )
@@ -93,3 +95,53 @@ def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
         "distance": ["distance_km", "pk"],
     }[sort]
     return cars.order_by(*ordering)
+
+
+# --- The connection to the vehicle cloud, as pages and the API show it ----------------------
+
+
+def _healthy_connection() -> Exists:
+    return Exists(
+        VehicleConnection.objects.filter(car=OuterRef("pk"), status=ConnectionStatus.HEALTHY)
+    )
+
+
+def cars_with_connection(cars: QuerySet[Car], *, live_connections: bool = False) -> QuerySet[Car]:
+    """`cars` annotated with `is_connected` (no extra query), and with `live_connections`
+    prefetched (one extra query) when the caller shows owners their connection."""
+    cars = cars.annotate(is_connected=_healthy_connection())
+    if live_connections:
+        cars = cars.prefetch_related(
+            Prefetch(
+                "connections",
+                queryset=VehicleConnection.objects.exclude(status=ConnectionStatus.DISCONNECTED),
+                to_attr="live_connections",
+            )
+        )
+    return cars
+
+
+def car_is_connected(car: Car) -> bool:
+    """Can carshare lock and unlock this car now? Only a healthy connection counts: a car whose
+    connection needs reconnecting could not be opened for a renter, so it cannot be booked."""
+    annotated: bool | None = getattr(car, "is_connected", None)  # from cars_with_connection()
+    if annotated is not None:
+        return annotated
+    return VehicleConnection.objects.filter(car=car, status=ConnectionStatus.HEALTHY).exists()
+
+
+def car_live_connection(car: Car) -> VehicleConnection | None:
+    """The car's healthy or unhealthy connection, using the prefetch when there was one."""
+    prefetched: list[VehicleConnection] | None = getattr(car, "live_connections", None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return (
+        VehicleConnection.objects.filter(car=car)
+        .exclude(status=ConnectionStatus.DISCONNECTED)
+        .first()
+    )
+
+
+def vehicle_status_for_car(*, car_id: int) -> VehicleStatus | None:
+    """What the car last told us, or None before the first read."""
+    return VehicleStatus.objects.filter(car_id=car_id).first()

@@ -1,7 +1,14 @@
-"""Car pages: browse and detail for everyone; add, edit, unlist, relist and photos for owners."""
+"""Car pages: browse and detail for everyone; add, edit, unlist, relist and photos for owners;
+connecting the car to the vehicle cloud, its live status and "Lock now" for owners.
+
+The pages never call the vehicle cloud: status comes from VehicleStatus (refreshed by Celery
+when a page asks), and a lock is a VehicleCommand row the `vehicle` worker carries out. Only
+the Connect callback talks to the cloud in the request, outside any transaction.
+"""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -11,11 +18,17 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
-from vehicles import selectors, services
+from vehicles import commands, connect, connections, provider, selectors, services
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
+from vehicles.models import Car, VehicleCommand
+
+CAR_PAGE = "vehicles/car_detail.html"
+# Tells the command history and the status panel that a command was asked for or finished.
+COMMAND_EVENT = "car-command-changed"
 
 
 def car_browse(request: HtmxRequest) -> HttpResponse:
@@ -33,7 +46,45 @@ def car_browse(request: HtmxRequest) -> HttpResponse:
 def car_detail(request: HtmxRequest, public_id: UUID) -> HttpResponse:
     car = selectors.car_for_viewer(user=request.user, public_id=public_id)  # or 404
     is_owner = request.user.is_authenticated and car.owner_id == request.user.pk
-    return render(request, "vehicles/car_detail.html", {"car": car, "is_owner": is_owner})
+    return _car_page(request, car, is_owner=is_owner)
+
+
+def _car_page(
+    request: HtmxRequest, car: Car, *, is_owner: bool, partial: str | None = None
+) -> HttpResponse:
+    """The car page (or one of its partials for htmx): owners also get the connection,
+    the live status and the commands."""
+    context: dict[str, Any] = {
+        "car": car,
+        "is_owner": is_owner,
+        "is_connected": selectors.car_is_connected(car),
+    }
+    if is_owner:
+        connection = connections.connection_live_for_car(car_id=car.pk)
+        if connection is not None:
+            # Someone is looking: have the worker read the car (at most once per interval).
+            commands.vehicle_status_request_refresh(car_id=car.pk)
+        # select_related: the history names who asked, without a query per row.
+        recent = list(commands.commands_for_car(car_id=car.pk).select_related("actor"))
+        context |= {
+            "connection": connection,
+            "connection_vehicle": connect.connection_vehicle_label(connection)
+            if connection
+            else "",
+            "connection_scopes": connect.permission_labels(connection.scopes) if connection else [],
+            "vehicle_status": selectors.vehicle_status_for_car(car_id=car.pk),
+            "commands": recent,
+            "command": next((c for c in recent if c.is_pending), None),
+        }
+    if partial:
+        response = render_page_or_partial(request, CAR_PAGE, partial, context)
+    else:
+        response = render(request, CAR_PAGE, context)
+    if is_owner:
+        # "Connect this car" posts here and is redirected to Connect: the CSP's form-action
+        # applies to that redirect too, so the page allows Connect's origin.
+        response._csp_update = {"form-action": [settings.SMARTCAR_CONNECT_ORIGIN]}  # type: ignore[attr-defined]
+    return response
 
 
 @login_required
@@ -128,3 +179,130 @@ def _back(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 def my_cars(request: AuthedHtmxRequest) -> HttpResponse:
     cars = selectors.cars_of_owner(user=request.user)
     return render(request, "vehicles/my_cars.html", {"cars": cars})
+
+
+# --- Connecting the car to the vehicle cloud ----------------------------------------------
+
+
+@login_required
+@require_POST
+def car_connect(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """Send the owner to Connect with a fresh state bound to this car (reconnect is the same)."""
+    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    state = connect.connect_state_issue(request.session, car=car)
+    url = provider.get_provider().authorize_url(state=state, make=car.make, vin=car.vin or None)
+    return redirect(url)
+
+
+@login_required
+@require_GET
+def connect_callback(request: AuthedHtmxRequest) -> HttpResponse:
+    """Where Connect sends the owner back: a code to exchange, or the reason there is none."""
+    car_public_id = connect.connect_state_consume(
+        request.session, state=request.GET.get("state", "")
+    )
+    if car_public_id is None:
+        # Not started from this session, expired, or played a second time: store nothing.
+        message = _(
+            "This answer from Connect does not belong to a connection you started here, or it "
+            "was already used. Start again with “Connect this car” on your car's page."
+        )
+        return render(request, "vehicles/connect_error.html", {"message": message}, status=400)
+    car = selectors.car_for_owner(user=request.user, public_id=car_public_id)  # or 404
+    if request.GET.get("error") or not request.GET.get("code"):
+        messages.error(request, connect.connect_error_message(request.GET))
+        return redirect(car)
+    try:
+        connect.connection_complete(car=car, code=request.GET["code"])
+    except connections.ConnectError as refusal:
+        messages.error(request, str(refusal))
+        return redirect(car)
+    messages.success(
+        request, _("Your car is connected: carshare can now lock it and read its status.")
+    )
+    # Tesla: commands need the owner's virtual key; Connect hands us the page to add it.
+    if request.GET.get("virtual_key_url", "").startswith("https://"):
+        messages.warning(
+            request,
+            _("Add carshare's virtual key in your Tesla app, or locking will not work: %(url)s")
+            % {"url": request.GET["virtual_key_url"]},
+        )
+    return redirect(car)
+
+
+@login_required
+@require_POST
+def car_disconnect(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    connection = connections.connection_live_for_car(car_id=car.pk)
+    if connection is None:
+        messages.info(request, _("This car is not connected."))
+    else:
+        connections.connection_disconnect(connection=connection)
+        messages.success(
+            request,
+            _(
+                "Disconnected: carshare can no longer lock or read this car, and it cannot be "
+                "booked until you connect it again."
+            ),
+        )
+    return redirect(car)
+
+
+# --- Live status and commands -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def car_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The status panel (polled by htmx), or the whole page; asks for a fresh read."""
+    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    return _car_page(request, car, is_owner=True, partial="car-status")
+
+
+@login_required
+@require_GET
+def car_commands(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The command history, refreshed when a command is asked for or finishes."""
+    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    return _car_page(request, car, is_owner=True, partial="car-commands")
+
+
+@login_required
+@require_POST
+def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """Lock now: records the command and answers at once; the worker does the rest."""
+    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    try:
+        command = commands.vehicle_command_request(
+            car=car, action="lock", reason="owner", actor=request.user
+        )
+    except commands.CommandRefused as refusal:
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(car)
+        context = {"car": car, "command": None, "command_error": str(refusal)}
+        return render_page_or_partial(request, CAR_PAGE, "car-command", context)
+    if not request.htmx:
+        messages.info(request, _("Locking your car: follow it below."))
+        return redirect(car)
+    response = _command_fragment(request, command)
+    return trigger_client_event(response, COMMAND_EVENT)
+
+
+@login_required
+@require_GET
+def vehicle_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """A command's progress, polled every 2 s while it is pending, then no more."""
+    command = commands.command_for_owner(user=request.user, public_id=public_id)  # or 404
+    if not request.htmx:
+        return redirect(command.car)
+    response = _command_fragment(request, command)
+    if not command.is_pending:
+        trigger_client_event(response, COMMAND_EVENT)
+    return response
+
+
+def _command_fragment(request: AuthedHtmxRequest, command: VehicleCommand) -> HttpResponse:
+    context = {"car": command.car, "command": command, "command_error": ""}
+    return render_page_or_partial(request, CAR_PAGE, "car-command", context)

@@ -11,7 +11,7 @@ CAR_FIELDS = {
     "transmission", "description", "rules", "address", "city", "latitude", "longitude",
     "time_zone", "currency", "hourly_price", "daily_price", "min_notice_hours",
     "min_duration_hours", "max_duration_days", "instant_book", "is_listed", "photos", "owner",
-    "distance_km", "url",
+    "distance_km", "url", "connected", "connection",
 }  # fmt: skip
 
 

@@ -5,7 +5,10 @@ from vehicles import demo
 
 
 class Command(BaseCommand):
-    help = "Load the demo users and cars once; print the URL and the demo logins."
+    help = (
+        "Load the demo users and cars once, connect the demo cars to the vehicle-cloud "
+        "simulator, and print the URL and the demo logins."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         if demo.demo_data_exists():
@@ -13,6 +16,11 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Loading demo data ...")
             demo.load_demo_data()
+        # Every run: connects only the cars without a live connection (or whose simulator
+        # vehicle is gone), so a second `make run` connects nothing new.
+        connected = demo.demo_connect_cars(say=self.stdout.write)
+        if connected:
+            self.stdout.write(f"Connected {connected} demo cars to the vehicle-cloud simulator.")
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"carshare is starting at {settings.SITE_URL}/"))
         self.stdout.write(
