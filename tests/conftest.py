@@ -101,7 +101,18 @@ def celery_worker_thread(transactional_db):
 
     from carshare.celery import app
 
+    # Messages left by earlier tests point at rows that no longer exist; drop them so this
+    # test's worker only sees this test's work (and none is left for the next test).
+    _purge_queues(app)
     with start_worker(
         app, pool="threads", concurrency=4, perform_ping_check=False, queues=["default", "vehicle"]
     ) as worker:
         yield worker
+    _purge_queues(app)
+
+
+def _purge_queues(app) -> None:
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ("default", "vehicle"):
+            channel.queue_purge(queue)
