@@ -112,6 +112,12 @@ class Car(models.Model):
     max_duration_days = models.PositiveSmallIntegerField(
         _("maximum trip (days)"), default=14, validators=[MinValueValidator(1)]
     )
+    buffer_minutes = models.PositiveSmallIntegerField(
+        _("time between trips (minutes)"),
+        default=30,
+        validators=[MaxValueValidator(24 * 60)],
+        help_text=_("Kept free after each trip for handover and cleaning."),
+    )
     instant_book = models.BooleanField(
         _("instant book"), default=False, help_text=_("Renters book without waiting for you.")
     )
