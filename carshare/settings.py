@@ -160,6 +160,25 @@ CELERY_BEAT_SCHEDULE["refresh-aging-connections"] = {
     "schedule": 3600.0,
 }
 # --- end of the vehicle commands block ----------------------------------------------------
+# --- Bookings (issue 5): the trip clock and the booking sweeps ----------------------------
+# The database says what is due; these sweeps find it from rows, so a lost message or a dead
+# worker only delays a move or an email. Trips starting within the hour also get ETA tasks.
+CELERY_BEAT_SCHEDULE["run-trip-clock"] = {
+    "task": "bookings.tasks.run_trip_clock",
+    "schedule": 30.0,
+    "options": {"expires": 30.0},  # a sweep still waiting when the next is due is redundant
+}
+CELERY_BEAT_SCHEDULE["expire-unanswered-requests"] = {
+    "task": "bookings.tasks.expire_unanswered_requests",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+CELERY_BEAT_SCHEDULE["queue-trip-reminders"] = {
+    "task": "bookings.tasks.queue_trip_reminders",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+# --- end of the bookings block -------------------------------------------------------------
 
 # --- Auth and allauth (https://docs.allauth.org/en/latest/account/configuration.html) -------
 AUTH_USER_MODEL = "accounts.User"

@@ -1,0 +1,133 @@
+"""Celery tasks of bookings: the trip clock, the sweeps and the emails.
+
+The database says what is due; the broker is a doorbell. Tasks take ids by keyword, re-read
+their rows and leave when the work is done or no longer wanted, so a second delivery (a
+redelivered message, an ETA task and the sweep both firing) changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from smtplib import SMTPException
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+from bookings import notifications, selectors, services
+from bookings.models import Booking, BookingStatus
+
+log = logging.getLogger(__name__)
+
+MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
+# How long an email's "sent" mark lives in Redis. Duplicates come from redelivery (within the
+# broker's one-hour visibility timeout) and retries (hours at most); 90 days is far beyond both.
+EMAIL_MARK_TTL = int(datetime.timedelta(days=90).total_seconds())
+
+
+# --- The trip clock --------------------------------------------------------------------------
+
+
+@shared_task
+def run_trip_clock() -> None:
+    """Every 30 s from CELERY_BEAT_SCHEDULE: start due confirmed trips and complete due active
+    ones. The ETA tasks below give precision; this catches whatever they missed."""
+    now = timezone.now()
+    for booking_id in selectors.bookings_due_start(now=now):
+        services.booking_start(booking_id=booking_id)  # conditional: a no-op if done meanwhile
+    for booking_id in selectors.bookings_due_end(now=now):
+        services.booking_complete(booking_id=booking_id)
+
+
+@shared_task(acks_late=True)
+def start_trip(booking_id: int) -> None:
+    """ETA task at a trip's start (scheduled only when the start is less than an hour away)."""
+    services.booking_start(booking_id=booking_id)
+
+
+@shared_task(acks_late=True)
+def complete_trip(booking_id: int) -> None:
+    """ETA task at a trip's end (scheduled only when the end is less than an hour away)."""
+    services.booking_complete(booking_id=booking_id)
+
+
+# --- Requests nobody answered ----------------------------------------------------------------
+
+
+@shared_task
+def expire_unanswered_requests() -> int:
+    """Every minute: mark overdue requests expired and tell their renters (on commit)."""
+    return services.bookings_expire_unanswered(now=timezone.now())
+
+
+# --- Emails ----------------------------------------------------------------------------------
+# Each email goes once per (booking, kind, recipient): the task claims a Redis key with SET NX
+# (cache.add) before sending, and gives it back if sending fails in a way worth retrying. A
+# worker dying between the claim and the send loses that one email (at most once); everything
+# else — redelivery, the task running twice, a retry — sends it exactly once. Models belong to
+# another part of the issue, hence Redis rather than a marker row; the reminder, which has a
+# marker on Booking (reminder_sent_at), claims that instead.
+
+
+def _email_key(booking_id: int, kind: str, role: str) -> str:
+    return f"bookings:email:{booking_id}:{kind}:{role}"
+
+
+@shared_task(
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_booking_emails(booking_id: int, kind: str) -> None:
+    """Tell the people concerned that a booking was requested, confirmed, declined, expired or
+    cancelled; each of them gets one email however often this runs."""
+    booking = Booking.objects.select_related("car__owner", "renter").filter(pk=booking_id).first()
+    if booking is None:
+        return
+    for role in notifications.recipients(booking, kind):
+        key = _email_key(booking_id, kind, role)
+        if not cache.add(key, timezone.now().isoformat(), timeout=EMAIL_MARK_TTL):
+            continue  # sent already (or being sent by another delivery right now)
+        try:
+            notifications.send_booking_email(booking, kind=kind, role=role)
+        except MAIL_TRANSIENT:
+            cache.delete(key)  # give the claim back so the retry sends it
+            raise
+
+
+@shared_task
+def queue_trip_reminders() -> None:
+    """Every minute: queue the reminder of each confirmed trip starting within the hour.
+    Queuing one twice is harmless: the reminder claims its marker first."""
+    for booking_id in selectors.bookings_due_reminder(now=timezone.now()):
+        send_trip_reminder.delay(booking_id=booking_id)
+
+
+@shared_task(
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_trip_reminder(booking_id: int) -> None:
+    """Remind the renter an hour before the start; one email, however often this runs."""
+    now = timezone.now()
+    # Claim with a conditional UPDATE before sending: of two deliveries only one matches.
+    claimed = Booking.objects.filter(
+        pk=booking_id,
+        status=BookingStatus.CONFIRMED,
+        reminder_sent_at__isnull=True,
+        period__startswith__gt=now,
+    ).update(reminder_sent_at=now)
+    if not claimed:
+        return  # reminded already, no longer confirmed, or started
+    booking = Booking.objects.select_related("car__owner", "renter").get(pk=booking_id)
+    try:
+        notifications.send_booking_email(booking, kind="reminder", role=notifications.RENTER)
+    except MAIL_TRANSIENT:
+        Booking.objects.filter(pk=booking_id).update(reminder_sent_at=None)  # retry sends it
+        raise

@@ -1,0 +1,78 @@
+"""Booking fixtures: bookings in each reachable state, made through the services on a car
+connected to the real simulator (only connected cars can be booked)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import User
+from bookings import services
+from bookings.models import Booking, BookingStatus
+from tests.vehicles import fixtures_cloud
+from vehicles.models import Car
+
+B = BookingStatus
+connected_car = fixtures_cloud.connected_car
+sim_vehicle_id = fixtures_cloud.sim_vehicle_id
+connect_car = fixtures_cloud.connect_car
+
+
+def hour_from_now(days: float = 0, hours: float = 0) -> datetime.datetime:
+    """A whole hour (UTC) at least `days` + `hours` ahead."""
+    moment = timezone.now() + datetime.timedelta(days=days, hours=hours + 1)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def request_booking(
+    car: Car, renter: User, *, starts_at: datetime.datetime, hours: float = 4
+) -> Booking:
+    return services.booking_request(
+        renter=renter,
+        car=car,
+        starts_at=starts_at,
+        ends_at=starts_at + datetime.timedelta(hours=hours),
+    )
+
+
+@pytest.fixture
+def clock(time_machine):
+    """time-machine pinned at the real now (not ticking), so tests move it on purpose."""
+    time_machine.move_to(timezone.now(), tick=False)
+    return time_machine
+
+
+@pytest.fixture
+def request_car(connected_car: Car) -> Car:
+    """A connected car whose owner answers requests (not instant-book)."""
+    connected_car.instant_book = False
+    connected_car.save(update_fields=["instant_book"])
+    return connected_car
+
+
+@pytest.fixture
+def instant_car(connected_car: Car) -> Car:
+    assert connected_car.instant_book  # the factory's default
+    return connected_car
+
+
+@pytest.fixture
+def requested_booking(request_car: Car, renter: User) -> Booking:
+    """Waiting for the owner: three days ahead, four hours long."""
+    return request_booking(request_car, renter, starts_at=hour_from_now(days=3))
+
+
+@pytest.fixture
+def confirmed_booking(requested_booking: Booking, owner: User) -> Booking:
+    return services.booking_confirm(booking=requested_booking, user=owner)
+
+
+@pytest.fixture
+def active_booking(confirmed_booking: Booking, clock) -> Booking:
+    """On the road: the clock is moved to the start and the trip clock has run."""
+    clock.move_to(confirmed_booking.starts_at, tick=False)
+    booking = services.booking_start(booking_id=confirmed_booking.pk)
+    assert booking is not None
+    return booking
