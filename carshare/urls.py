@@ -21,6 +21,7 @@ urlpatterns = [
     path("webhooks/smartcar/", webhooks.smartcar_webhook, name="smartcar_webhook"),
     path("", include("accounts.urls")),
     path("", include("vehicles.urls")),
+    path("", include("bookings.urls")),
 ]
 
 if settings.SERVE_MEDIA:
