@@ -262,7 +262,7 @@ class CarPatch(Schema):
     instant_book: bool | None = None
 
 
-def _viewer(request: HttpRequest) -> User | AnonymousUser:
+def optional_viewer(request: HttpRequest) -> User | AnonymousUser:
     """The token's user on public reads, anonymous without one; a bad token is refused rather
     than silently read as anonymous, so an owner never mistakes a 404 for a missing car."""
     if not request.headers.get("X-Session-Token"):
@@ -287,7 +287,7 @@ def _current_values(car: Car) -> dict[str, Any]:
 @router.get("/cars", response=CarPage, auth=None, summary="Search listed cars")
 def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, Any]:
     """Listed cars with the browse page's filters, a page at a time (limit/offset)."""
-    viewer = _viewer(request)
+    viewer = optional_viewer(request)
     form = forms.CarSearchForm(data=params.model_dump(exclude={"limit", "offset"}))
     if not form.is_valid():
         raise _invalid(form)
@@ -317,7 +317,7 @@ def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, A
 @router.get("/cars/{car_id}", response=CarOut, auth=None, summary="One car")
 def car_detail(request: HttpRequest, car_id: UUID) -> dict[str, Any]:
     """A listed car; an unlisted one only for its owner (send X-Session-Token)."""
-    viewer = _viewer(request)
+    viewer = optional_viewer(request)
     car = selectors.car_for_viewer(user=viewer, public_id=car_id)  # type: ignore[arg-type]
     return _car_out(request, car, viewer=viewer)
 

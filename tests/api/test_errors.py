@@ -175,7 +175,7 @@ def test_ids_that_name_no_car_are_404(client, owner_auth, car_id):
     assert_error(response, 404, "not_found")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/bookings", "/api/v1/cars/", "/api/v1/x/y/z"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/cars/", "/api/v1/x/y/z"])
 def test_unknown_api_paths_are_a_json_404(client, db, path):
     assert_error(client.get(path), 404, "not_found")
 
