@@ -1,0 +1,410 @@
+"""Booking creation throughput with the exclusion constraint against the same inserts without it.
+
+The guarantee against double booking is `hold_car_never_double_booked`, a GiST exclusion
+constraint on bookings_hold (car =, period &&). This measures what it costs a write, in a
+database of its own (created, migrated and dropped here), with the same machine and rows for both
+sides, interleaved round by round:
+
+  pair   one booking and its hold per transaction, committed each time, as booking_request
+         writes them (SQL, no Django): the constraint's cost as a booking sees it.
+  holds  hold rows only, 100 per transaction: the constraint's own cost (GiST index insert and
+         the overlap probe), with commits and the booking row out of the way.
+  service the whole services.booking_request (rules, expiry of overdue holds, availability
+         check, price, booking, event, hold, instant confirmation, emails queued on commit) —
+         fewer rows, to show the end-to-end rate.
+
+"Without" is hold_plain, a copy of bookings_hold made with LIKE ... INCLUDING ALL (same columns,
+primary key, unique and check constraints, the car index) and the same foreign keys, minus the
+exclusion constraint; for the service path the constraint is dropped from bookings_hold for the
+"without" runs and put back after. Every hold is for its own car and time (cars by 3 h slots), so
+no insert is refused or waits on another. Each figure is the median of the rounds.
+
+Needs PostgreSQL and Redis: run it through `make bench` (embedded servers) or with
+DATABASE_URL / REDIS_URL set. Loopback only; stops by itself (a few minutes at the defaults).
+
+    .venv/bin/python -m carshare.devservers -- .venv/bin/python bench/booking_inserts.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "carshare_bench_inserts"
+BENCH_REDIS_DB = 13  # the service path queues emails; nothing consumes them, so it is flushed
+CONSTRAINT = "hold_car_never_double_booked"
+SLOT = datetime.timedelta(hours=3)  # per car: a 2 h trip + the 30 min buffer fit in a slot
+TRIP = datetime.timedelta(hours=2)
+HOLD = TRIP + datetime.timedelta(minutes=30)
+TABLES = {"with": "bookings_hold", "without": "hold_plain"}
+
+
+def _urls() -> tuple[str, str]:
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:55432/carshare"
+    parts = urlsplit(base)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("booking_inserts: loopback databases only")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    return admin, urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def _recreate_database(admin: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def _drop_database(admin: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+def _environment(database_url: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:56379/0"
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}",
+        "DJANGO_DEBUG": "0",  # production settings: no query log growing with every insert
+        "DJANGO_SECRET_KEY": Fernet.generate_key().decode() * 2,
+        "CARSHARE_TOKEN_KEYS": Fernet.generate_key().decode(),
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SETTINGS_MODULE": "carshare.settings",
+    }
+
+
+def _seed(env: dict[str, str], cars: int) -> tuple[list[int], int]:
+    """Migrate, then `cars` listed instant-book cars with a healthy connection (one owner) and
+    a renter allowed to book; returns (car ids, renter id)."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from tests.factories import CarFactory, RenterFactory, UserFactory
+    from vehicles.models import VehicleConnection
+
+    owner = UserFactory(email="bench-owner@example.test")
+    renter = RenterFactory(email="bench-renter@example.test")
+    car_ids = []
+    for n in range(cars):
+        car = CarFactory(owner=owner)
+        # A healthy connection row is all booking_request checks; no vehicle cloud is called.
+        VehicleConnection.objects.create(car=car, vehicle_id=f"bench-{n}", mode="test")
+        car_ids.append(car.pk)
+    return car_ids, renter.pk
+
+
+def _make_plain_table(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS hold_plain")
+        # LIKE ... INCLUDING ALL copies the exclusion constraint too (as an index-backed
+        # constraint with a generated name): drop exactly that one.
+        conn.execute("CREATE TABLE hold_plain (LIKE bookings_hold INCLUDING ALL)")
+        (name,) = conn.execute(
+            "SELECT conname FROM pg_constraint"
+            " WHERE conrelid = 'hold_plain'::regclass AND contype = 'x'"
+        ).fetchone()
+        conn.execute(f'ALTER TABLE hold_plain DROP CONSTRAINT "{name}"')
+        for column, target in (
+            ("car_id", "vehicles_car"),
+            ("booking_id", "bookings_booking"),
+            ("block_id", "bookings_carblock"),
+        ):  # LIKE copies no foreign keys; Django declares its own deferrable like these
+            conn.execute(
+                f"ALTER TABLE hold_plain ADD FOREIGN KEY ({column}) REFERENCES {target} (id)"
+                " DEFERRABLE INITIALLY DEFERRED"
+            )
+
+
+def _constraint_summary(url: str) -> dict[str, list[str]]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: [
+                f"{kind}:{name}"
+                for name, kind in conn.execute(
+                    "SELECT conname, contype FROM pg_constraint WHERE conrelid = %s::regclass"
+                    " ORDER BY contype, conname",
+                    (table,),
+                )
+            ]
+            for table in TABLES.values()
+        }
+
+
+def _reset(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE bookings_bookingevent, bookings_hold, hold_plain, bookings_booking"
+            " RESTART IDENTITY CASCADE"
+        )
+
+
+def _slots(n: int, car_ids: list[int], origin: datetime.datetime) -> list[tuple[int, Any]]:
+    """n (car, start) pairs: car after car, then the next 3 h slot, so none overlap."""
+    return [(car_ids[k % len(car_ids)], origin + (k // len(car_ids)) * SLOT) for k in range(n)]
+
+
+def _run_workers(
+    concurrency: int, work: list[Any], worker: Callable[[list[Any], threading.Barrier], None]
+) -> float:
+    """Split `work` round-robin over `concurrency` threads, release them together, and return
+    the seconds until the last one finishes."""
+    barrier = threading.Barrier(concurrency + 1)
+    errors: list[BaseException] = []
+
+    def run(share: list[Any]) -> None:
+        try:
+            worker(share, barrier)
+        except BaseException as error:  # reported below: a failed run has no figure
+            errors.append(error)
+            barrier.abort()
+
+    threads = [
+        threading.Thread(target=run, args=(work[i::concurrency],)) for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()  # every worker has connected: start the clock
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+BOOKING_SQL = """
+INSERT INTO bookings_booking (public_id, car_id, renter_id, period, status, instant, currency,
+    hourly_rate, daily_rate, price, cancelled_by, requested_at)
+VALUES (gen_random_uuid(), %s, %s, tstzrange(%s, %s), 'confirmed', true, 'EUR', 8, 50, 16, '',
+    now())
+RETURNING id
+"""
+
+
+def _sql_pair(
+    url: str, table: str, renter_id: int
+) -> Callable[[list[Any], threading.Barrier], None]:
+    hold_sql = (
+        f"INSERT INTO {table} (car_id, period, booking_id) VALUES (%s, tstzrange(%s, %s), %s)"  # noqa: S608 (our table names)
+    )
+
+    def worker(share: list[tuple[int, datetime.datetime]], barrier: threading.Barrier) -> None:
+        with psycopg.connect(url) as conn:
+            barrier.wait()
+            for car_id, start in share:
+                with conn.transaction():
+                    (booking_id,) = conn.execute(
+                        BOOKING_SQL, (car_id, renter_id, start, start + TRIP)
+                    ).fetchone()
+                    conn.execute(hold_sql, (car_id, start, start + HOLD, booking_id))
+
+    return worker
+
+
+def _sql_holds(url: str, table: str) -> Callable[[list[Any], threading.Barrier], None]:
+    # service_key_id is the one owner column a hold can have without another row existing.
+    hold_sql = (
+        f"INSERT INTO {table} (car_id, period, service_key_id) VALUES (%s, tstzrange(%s, %s), %s)"  # noqa: S608 (our table names)
+    )
+
+    def worker(share: list[tuple[int, int, datetime.datetime]], barrier: threading.Barrier) -> None:
+        with psycopg.connect(url) as conn:
+            barrier.wait()
+            for i in range(0, len(share), 100):
+                with conn.transaction(), conn.cursor() as cursor:
+                    cursor.executemany(
+                        hold_sql,
+                        [
+                            (car_id, start, start + HOLD, key)
+                            for key, car_id, start in share[i : i + 100]
+                        ],
+                    )
+
+    return worker
+
+
+def _service(car_ids: list[int], renter_id: int) -> Callable[[list[Any], threading.Barrier], None]:
+    from django.db import connection
+
+    from accounts.models import User
+    from bookings import services
+    from vehicles.models import Car
+
+    renter = User.objects.get(pk=renter_id)
+    cars = Car.objects.in_bulk(car_ids)
+
+    def worker(share: list[tuple[int, datetime.datetime]], barrier: threading.Barrier) -> None:
+        try:
+            connection.ensure_connection()  # this thread's own connection, before the clock
+            barrier.wait()
+            for car_id, start in share:
+                services.booking_request(
+                    renter=renter, car=cars[car_id], starts_at=start, ends_at=start + TRIP
+                )
+        finally:
+            connection.close()
+
+    return worker
+
+
+def _set_constraint(url: str, *, present: bool) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        if present:
+            conn.execute(
+                f"ALTER TABLE bookings_hold ADD CONSTRAINT {CONSTRAINT}"
+                " EXCLUDE USING gist (car_id WITH =, period WITH &&)"
+            )
+        else:
+            conn.execute(f"ALTER TABLE bookings_hold DROP CONSTRAINT {CONSTRAINT}")
+
+
+def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
+    admin, url = _urls()
+    _recreate_database(admin)
+    env = _environment(url)
+    try:
+        car_ids, renter_id = _seed(env, cars)
+        _make_plain_table(url)
+        constraints = _constraint_summary(url)
+        origin = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).replace(
+            minute=0, second=0, microsecond=0
+        )
+        pair_work = _slots(n, car_ids, origin)
+        hold_work = [(k, car, start) for k, (car, start) in enumerate(pair_work)]
+        service_work = _slots(service_n, car_ids, origin)
+        times: dict[str, list[float]] = {}
+
+        def measure(key: str, concurrency: int, work: list[Any], worker: Callable) -> None:
+            _reset(url)
+            seconds = _run_workers(concurrency, work, worker)
+            times.setdefault(key, []).append(len(work) / seconds)
+            print(f"  {key:28} {len(work) / seconds:10,.0f} /s", file=sys.stderr)
+
+        # Warm-up, not counted: connections, plans, caches and the tables' first pages.
+        for side in ("with", "without"):
+            _reset(url)
+            _run_workers(1, pair_work[: n // 10], _sql_pair(url, TABLES[side], renter_id))
+        for round_ in range(rounds):
+            print(f"round {round_ + 1}/{rounds}", file=sys.stderr)
+            # Alternate which side goes first, so neither always meets a warmer cache.
+            sides = ["with", "without"] if round_ % 2 == 0 else ["without", "with"]
+            for concurrency in (1, 4):
+                for side in sides:
+                    table = TABLES[side]
+                    measure(f"pair/{concurrency}/{side}", concurrency, pair_work,
+                            _sql_pair(url, table, renter_id))  # fmt: skip
+                for side in sides:
+                    table = TABLES[side]
+                    measure(f"holds/{concurrency}/{side}", concurrency, hold_work,
+                            _sql_holds(url, table))  # fmt: skip
+                for side in sides:
+                    if side == "without":
+                        _set_constraint(url, present=False)
+                    try:
+                        measure(f"service/{concurrency}/{side}", concurrency, service_work,
+                                _service(car_ids, renter_id))  # fmt: skip
+                    finally:
+                        if side == "without":
+                            _reset(url)
+                            _set_constraint(url, present=True)
+    finally:
+        from django.apps import apps
+
+        if apps.ready:
+            from django.db import connections
+
+            connections.close_all()
+        _drop_database(admin)
+        _flush_redis(env["REDIS_URL"])
+
+    results: dict[str, Any] = {}
+    for workload in ("pair", "holds", "service"):
+        for concurrency in (1, 4):
+            with_ = statistics.median(times[f"{workload}/{concurrency}/with"])
+            without = statistics.median(times[f"{workload}/{concurrency}/without"])
+            # Both sides of a round ran back to back, so the per-round ratio sees the same
+            # machine noise on either side; its median is the steadier figure on a busy host.
+            per_round = [
+                w / wo
+                for w, wo in zip(
+                    times[f"{workload}/{concurrency}/with"],
+                    times[f"{workload}/{concurrency}/without"],
+                    strict=True,
+                )
+            ]
+            results[f"{workload}/{concurrency}"] = {
+                "with_per_s": round(with_),
+                "without_per_s": round(without),
+                "ratio": round(with_ / without, 3),
+                "ratio_per_round_median": round(statistics.median(per_round), 3),
+            }
+    return {
+        "n": n,
+        "service_n": service_n,
+        "cars": cars,
+        "rounds": rounds,
+        "constraints": constraints,
+        "results": results,
+        "raw_per_s": {key: [round(v) for v in values] for key, values in times.items()},
+    }
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()  # our own db number: only the emails the service path queued
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20_000, help="SQL inserts per run (20,000)")
+    parser.add_argument(
+        "--service-n", type=int, default=1_000, help="booking_request calls (1,000)"
+    )
+    parser.add_argument("--cars", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(n=args.n, service_n=args.service_n, cars=args.cars, rounds=args.rounds)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{args.cars} cars; SQL n={args.n}, service n={args.service_n}; median of {args.rounds}")
+    print(
+        f"{'workload':10} {'conns':>5} {'with /s':>10} {'without /s':>11} {'ratio':>6}"
+        f" {'per-round ratio':>16}"
+    )
+    for key, figures in result["results"].items():
+        workload, concurrency = key.split("/")
+        print(
+            f"{workload:10} {concurrency:>5} {figures['with_per_s']:>10,} "
+            f"{figures['without_per_s']:>11,} {figures['ratio']:>6.3f}"
+            f" {figures['ratio_per_round_median']:>16.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
