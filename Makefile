@@ -49,6 +49,8 @@ check: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(DEV) $(PY) bench/lock_now_overhead.py
+	$(DEV) $(PY) bench/browse_availability.py
+	$(DEV) $(PY) bench/booking_inserts.py
 	$(PY) bench/simulator_throughput.py
 
 services-up: $(VENV)/.installed

@@ -10,9 +10,19 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from django.contrib.postgres.fields import DateTimeRangeField
 from django.core.exceptions import ValidationError
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import Q, QuerySet
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.http import Http404
 from django.utils import timezone
 
@@ -24,6 +34,7 @@ B = BookingStatus
 REMINDER_BEFORE = datetime.timedelta(hours=1)
 UPCOMING_STATUSES = [B.REQUESTED, B.CONFIRMED]
 PAST_STATUSES = [B.COMPLETED, B.DECLINED, B.EXPIRED, B.CANCELLED]
+MAX_BUFFER = datetime.timedelta(minutes=24 * 60)  # Car.buffer_minutes' validator
 
 
 def _bookings() -> QuerySet[Booking]:
@@ -93,6 +104,43 @@ def holds_that_matter(
         .exclude(booking__status=B.REQUESTED, booking__respond_by__lte=now)
         .order_by("period")
     )
+
+
+def cars_free_between(
+    cars: QuerySet[Car], start: datetime.datetime, end: datetime.datetime, now: datetime.datetime
+) -> QuerySet[Car]:
+    """`cars` without those a trip over [start, end) would collide with: registered as car
+    search's availability filter (see BookingsConfig.ready). A booking's hold would cover the
+    trip plus the car's buffer, as booking_request makes it, so that is what must be free;
+    requests past their respond_by do not count (as in holds_that_matter). Part of the cars'
+    own query (NOT EXISTS), so no query per car."""
+    trip_with_buffer = Func(
+        Value(start, output_field=DateTimeField()),
+        Value(end, output_field=DateTimeField())
+        + Func(
+            OuterRef("buffer_minutes"),
+            template="make_interval(mins => %(expressions)s)",
+            output_field=DurationField(),
+        ),
+        function="tstzrange",
+        output_field=DateTimeRangeField(),
+    )
+    # The same test with the longest buffer a car can have, which depends on nothing outside:
+    # it lets PostgreSQL find the few holds near the dates once through the GiST index and
+    # anti-join them by car (hash), instead of probing every car's holds (10,000 cars: 60 ms).
+    near = DateTimeTZRange(start, end + MAX_BUFFER)
+    # Overdue requests as NOT EXISTS rather than a join: there are few of them (the sweep
+    # expires them), found through the (status, respond_by) index, so no booking is read for
+    # the holds that do count.
+    overdue_request = Booking.objects.filter(
+        pk=OuterRef("booking_id"), status=B.REQUESTED, respond_by__lte=now
+    )
+    taken = (
+        Hold.objects.filter(period__overlap=near, car=OuterRef("pk"))
+        .filter(period__overlap=trip_with_buffer)
+        .exclude(Exists(overdue_request))
+    )
+    return cars.exclude(Exists(taken))
 
 
 def _hold_kind(hold: Hold) -> str:

@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
 from django.views.static import serve
 
@@ -12,7 +15,18 @@ from vehicles import webhooks
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "carshare administration"
 
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for a load balancer or orchestrator: the process serves Django requests. No
+    database or Redis on purpose, so a probe never piles onto a struggling database (and the
+    benchmarks use it as the cheapest Django request there is)."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("", RedirectView.as_view(pattern_name="vehicles:car_browse", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -199,6 +199,17 @@ class CarSearchQuery(Schema):
     fuel_type: str = Field("", json_schema_extra={"enum": ["", *FuelType.values]})
     transmission: str = Field("", json_schema_extra={"enum": ["", *Transmission.values]})
     instant_book: str = Field("", description="true: instant-book cars only.")
+    available_from: str = Field(
+        "",
+        description="Only cars free from this moment until available_to (both or neither): "
+        "ISO 8601 with a UTC offset, e.g. 2026-12-01T10:00:00+01:00; without an offset it is "
+        "read as Europe/Amsterdam time, as on the browse page.",
+    )
+    available_to: str = Field(
+        "",
+        description="End of the free period (exclusive), after available_from and at most "
+        "92 days later; same format.",
+    )
     sort: str = Field(
         "",
         description="Default: distance when lat/lng are given, else price.",

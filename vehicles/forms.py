@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import zoneinfo
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from vehicles.makes import SUPPORTED_MAKES
@@ -16,6 +18,10 @@ from vehicles.models import Car, FuelType, Transmission, normalise_plate
 MAX_PHOTOS = 10
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 TIME_ZONES = sorted(zoneinfo.available_timezones())
+# Dates on the browse page are entered without a zone: they mean Amsterdam time, where the
+# cars are (the help text says so). The API sends an offset and is taken at its word.
+SEARCH_TIME_ZONE = zoneinfo.ZoneInfo("Europe/Amsterdam")
+MAX_SEARCH_DAYS = 92
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -113,6 +119,17 @@ class CarForm(forms.ModelForm):
         return data
 
 
+class SearchDateTimeField(forms.DateTimeField):
+    """A datetime-local input, or ISO 8601: with an offset as given, without one in Amsterdam
+    time (a time that does not exist or happens twice there is refused with a reason)."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def to_python(self, value: Any) -> datetime.datetime | None:
+        with timezone.override(SEARCH_TIME_ZONE):
+            return super().to_python(value)
+
+
 class CarSearchForm(forms.Form):
     """The browse filters; the page and GET /api/v1/cars read the same query parameters."""
 
@@ -151,9 +168,20 @@ class CarSearchForm(forms.Form):
     make = forms.ChoiceField(
         label=_("Make"), required=False, choices=[("", _("Any")), *SUPPORTED_MAKES]
     )
+    available_from = SearchDateTimeField(
+        label=_("Free from"),
+        required=False,
+        help_text=_("Amsterdam time (Europe/Amsterdam)."),
+    )
+    available_to = SearchDateTimeField(
+        label=_("Free until"),
+        required=False,
+        help_text=_("Amsterdam time (Europe/Amsterdam); at most 92 days after the start."),
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        self._clean_dates(data)
         lat, lng, radius = data.get("lat"), data.get("lng"), data.get("radius_km")
         if (lat is None) != (lng is None):
             raise ValidationError(_("Give both latitude and longitude, or neither."))
@@ -165,6 +193,23 @@ class CarSearchForm(forms.Form):
         if low is not None and high is not None and low > high:
             self.add_error("max_price", _("The maximum price is below the minimum price."))
         return data
+
+    def _clean_dates(self, data: dict[str, Any]) -> None:
+        if self.has_error("available_from") or self.has_error("available_to"):
+            return  # unreadable already, and said so next to the field
+        start, end = data.get("available_from"), data.get("available_to")
+        if start is None and end is not None:
+            self.add_error("available_from", _("Give the start as well, or neither date."))
+        elif start is not None and end is None:
+            self.add_error("available_to", _("Give the end as well, or neither date."))
+        elif start is not None and end is not None:
+            if end <= start:
+                self.add_error("available_to", _("The end must be after the start."))
+            elif end - start > datetime.timedelta(days=MAX_SEARCH_DAYS):
+                self.add_error(
+                    "available_to",
+                    _("Search at most %(days)s days at a time.") % {"days": MAX_SEARCH_DAYS},
+                )
 
 
 class CarPhotoDeleteForm(forms.Form):

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from bookings import services as booking_services
 from tests.api.helpers import CARS, assert_error, car_payload, car_url
 from tests.factories import CarFactory, make_image_upload
 from vehicles import forms, services
 from vehicles.models import Car
 
 AMSTERDAM = {"lat": "52.374", "lng": "4.898"}
+HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
 
 
 @pytest.fixture
@@ -183,6 +187,39 @@ def test_list_default_page_size_is_20(client, owner):
     assert body["next"] is not None
 
 
+@pytest.mark.parametrize("cars", [2, 20])
+def test_list_by_dates_query_count_is_flat(client, owner, django_assert_num_queries, cars):
+    start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
+    for n in range(cars):
+        car = CarFactory(owner=owner)
+        services.car_photos_add(car=car, uploads=[make_image_upload()])
+        block_start = start + datetime.timedelta(days=2 + n % 3)  # outside the searched range
+        booking_services.block_create(
+            car=car, user=owner, starts_at=block_start, ends_at=block_start + HOUR
+        )
+    dates = {"available_from": start.isoformat(), "available_to": (start + DAY).isoformat()}
+
+    # count, the page of cars with their owners (holds checked inside), their photos
+    with django_assert_num_queries(3):
+        response = client.get(CARS, {**dates, "limit": "100"})
+
+    assert len(response.json()["results"]) == cars
+
+
+def test_list_by_dates_reads_the_offset(client, owner):
+    car = CarFactory(owner=owner)
+    start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
+    booking_services.block_create(car=car, user=owner, starts_at=start, ends_at=start + HOUR)
+    # 10:00+02:00 is 08:00 UTC, inside the block; 10:00Z is after it.
+    taken = {
+        "available_from": "2030-05-01T10:00:00+02:00",
+        "available_to": "2030-05-01T10:30+02:00",
+    }
+    free = {"available_from": "2030-05-01T10:00:00Z", "available_to": "2030-05-01T11:00:00Z"}
+    assert client.get(CARS, taken).json()["count"] == 0
+    assert client.get(CARS, free).json()["count"] == 1
+
+
 def test_list_query_count_is_flat(client, fleet, django_assert_num_queries):
     for car in fleet.values():
         services.car_photos_add(car=car, uploads=[make_image_upload(), make_image_upload()])
@@ -217,6 +254,17 @@ def test_list_query_count_is_flat(client, fleet, django_assert_num_queries):
         ({"limit": "ten"}, "limit"),
         ({"offset": "-1"}, "offset"),
         ({"offset": str(10**30)}, "offset"),
+        ({"available_from": "2030-05-01T10:00:00+02:00"}, "available_to"),
+        ({"available_to": "2030-05-01T10:00:00+02:00"}, "available_from"),
+        ({"available_from": "soon", "available_to": "2030-05-01T10:00:00+02:00"}, "available_from"),
+        (
+            {"available_from": "2030-05-01T10:00:00+02:00", "available_to": "2030-05-01T08:00Z"},
+            "available_to",
+        ),
+        (
+            {"available_from": "2030-05-01T10:00:00+02:00", "available_to": "2030-08-02T10:00Z"},
+            "available_to",
+        ),
     ],
 )
 def test_list_refuses_bad_query_params(client, db, query, field):

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
+from bookings import services as services_bookings
 from tests.factories import CarFactory, make_image_upload
 from tests.vehicles.helpers import car_form_data, stored_bytes, stored_image
 from vehicles import services
+from vehicles.forms import CarSearchForm
 from vehicles.models import Car
 
 pytestmark = pytest.mark.django_db
 
 BROWSE = reverse("vehicles:car_browse")
+HOUR = datetime.timedelta(hours=1)
 
 
 def with_photos(car: Car, count: int = 1) -> Car:
@@ -344,6 +348,22 @@ def test_browse_filters(client, params, shown, hidden):
         ({"lat": "abc", "lng": "4.89"}, "Enter a number."),
         ({"sort": "distance"}, "Sorting by distance needs a latitude and longitude."),
         ({"min_price": "20", "max_price": "10"}, "The maximum price is below the minimum price."),
+        ({"available_from": "2030-05-01T10:00"}, "Give the end as well, or neither date."),
+        ({"available_to": "2030-05-01T10:00"}, "Give the start as well, or neither date."),
+        (
+            {"available_from": "2030-05-01T10:00", "available_to": "2030-05-01T10:00"},
+            "The end must be after the start.",
+        ),
+        (
+            {"available_from": "2030-05-01T10:00", "available_to": "2030-08-02T10:00"},
+            "Search at most 92 days at a time.",
+        ),
+        ({"available_from": "tomorrow", "available_to": "2030-05-01T10:00"}, "Enter a valid date"),
+        # 02:30 does not exist in Amsterdam on the night clocks go forward.
+        (
+            {"available_from": "2030-03-31T02:30", "available_to": "2030-04-01T10:00"},
+            "be interpreted in time zone Europe/Amsterdam",
+        ),
     ],
 )
 def test_browse_with_bad_filters_shows_errors(client, params, error):
@@ -405,3 +425,33 @@ def test_browse_query_count_does_not_grow_with_results(client, django_assert_num
     with django_assert_num_queries(3):  # count, cars, photos
         response = client.get(BROWSE)
     assert response.content.decode().count('class="card"') == cars
+
+
+def test_browse_dates_are_amsterdam_time_and_say_so(client):
+    html = client.get(BROWSE).content.decode()
+    assert 'type="datetime-local"' in html
+    assert "Amsterdam time (Europe/Amsterdam)" in html
+    form = CarSearchForm({"available_from": "2030-07-01T10:00", "available_to": "2030-07-01T12:00"})
+    assert form.is_valid(), form.errors
+    start = form.cleaned_data["available_from"]
+    assert start == datetime.datetime(2030, 7, 1, 8, 0, tzinfo=datetime.UTC)  # CEST, UTC+2
+
+
+@pytest.mark.parametrize("cars", [2, 20])
+def test_browse_by_dates_query_count_does_not_grow_with_results(
+    client, django_assert_num_queries, owner, cars
+):
+    start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
+    for n in range(cars):
+        car = with_photos(CarFactory(owner=owner), 2)
+        # Holds outside the searched range, so every car is still a result.
+        block_start = start + datetime.timedelta(days=2 + n % 3)
+        services_bookings.block_create(
+            car=car, user=owner, starts_at=block_start, ends_at=block_start + HOUR
+        )
+    dates = {"available_from": "2030-05-01T10:00", "available_to": "2030-05-02T10:00"}
+    with django_assert_num_queries(3):  # count, cars (holds checked inside), photos
+        response = client.get(BROWSE, dates)
+    html = response.content.decode()
+    assert f"{cars} cars found" in html
+    assert html.count('class="card"') == min(cars, 12)

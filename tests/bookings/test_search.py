@@ -1,0 +1,127 @@
+"""Car search by free dates (the browse page and GET /api/v1/cars): vehicles asks, bookings
+answers through the filter it registers, so holds decide which cars show."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
+
+from bookings import selectors as booking_selectors
+from bookings import services
+from tests.bookings.conftest import hour_from_now, request_booking
+from tests.factories import CarFactory
+from vehicles import selectors
+from vehicles.models import Car
+
+pytestmark = pytest.mark.django_db
+
+H = datetime.timedelta(hours=1)
+BROWSE = reverse("vehicles:car_browse")
+CARS = "/api/v1/cars"
+AMSTERDAM = zoneinfo.ZoneInfo("Europe/Amsterdam")
+
+
+def page_dates(start: datetime.datetime, end: datetime.datetime) -> dict[str, str]:
+    """What the page's datetime-local inputs send: Amsterdam wall-clock time, no offset."""
+    return {
+        "available_from": start.astimezone(AMSTERDAM).strftime("%Y-%m-%dT%H:%M"),
+        "available_to": end.astimezone(AMSTERDAM).strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+def api_dates(start: datetime.datetime, end: datetime.datetime) -> dict[str, str]:
+    return {"available_from": start.isoformat(), "available_to": end.isoformat()}
+
+
+def free_on_page(client, start: datetime.datetime, end: datetime.datetime) -> set[str]:
+    response = client.get(BROWSE, page_dates(start, end))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Some filters need fixing" not in html
+    return {model for model in ("Golf", "Free Car") if f">Volkswagen {model}<" in html}
+
+
+def free_in_api(client, start: datetime.datetime, end: datetime.datetime) -> set[str]:
+    response = client.get(CARS, api_dates(start, end))
+    assert response.status_code == 200, response.content
+    return {car["model"] for car in response.json()["results"]}
+
+
+@pytest.fixture
+def free_car(owner) -> Car:
+    return CarFactory(owner=owner, model="Free Car")
+
+
+@pytest.fixture(params=["page", "api"])
+def free(request, client):
+    """The models of the cars the page (or the API) shows as free over [start, end)."""
+    search = free_on_page if request.param == "page" else free_in_api
+    return lambda start, end: search(client, start, end)
+
+
+def test_a_confirmed_booking_in_the_range_excludes_the_car(free, confirmed_booking, free_car):
+    start = confirmed_booking.starts_at
+    assert free(start + H, start + 2 * H) == {"Free Car"}
+    assert free(start - 2 * H, start + 10 * H) == {"Free Car"}  # the range covers the trip
+
+
+def test_a_pending_request_excludes_until_it_is_overdue(free, requested_booking, free_car, clock):
+    start = requested_booking.starts_at
+    assert free(start, start + H) == {"Free Car"}
+    clock.move_to(requested_booking.respond_by, tick=False)  # overdue from respond_by on
+    assert free(start, start + H) == {"Golf", "Free Car"}
+
+
+def test_an_owner_block_excludes_the_car(free, car, owner, free_car):
+    start = hour_from_now(days=2)
+    services.block_create(car=car, user=owner, starts_at=start, ends_at=start + 5 * H)
+    assert free(start + H, start + 2 * H) == {"Free Car"}
+    assert free(start + 5 * H, start + 8 * H) == {"Golf", "Free Car"}  # right after the block
+
+
+def test_adjacent_trips_do_not_exclude(free, confirmed_booking, free_car):
+    car = confirmed_booking.car
+    buffer = datetime.timedelta(minutes=car.buffer_minutes)
+    assert buffer  # the default 30 min, so the edges below are the buffer's
+    trip_start, trip_end = confirmed_booking.starts_at, confirmed_booking.ends_at
+    # After the trip and its buffer: free.
+    assert free(trip_end + buffer, trip_end + buffer + 3 * H) == {"Golf", "Free Car"}
+    # Before it, leaving room for the new trip's own buffer: free.
+    assert free(trip_start - 3 * H - buffer, trip_start - buffer) == {"Golf", "Free Car"}
+    # Ending at the trip's start leaves no buffer, so booking it would be refused: not free.
+    assert free(trip_start - 3 * H, trip_start) == {"Free Car"}
+    # Starting inside the previous trip's buffer: not free either.
+    assert free(trip_end, trip_end + 3 * H) == {"Free Car"}
+
+
+def test_cancelled_and_declined_bookings_free_the_car(free, request_car, renter, owner):
+    start = hour_from_now(days=3)
+    declined = request_booking(request_car, renter, starts_at=start)
+    services.booking_decline(booking=declined, user=owner)
+    cancelled = request_booking(request_car, renter, starts_at=start)
+    services.booking_cancel(booking=cancelled, user=renter)
+    assert free(start, start + 2 * H) == {"Golf"}
+
+
+def test_the_filter_adds_no_query(confirmed_booking, free_car, django_assert_num_queries):
+    start = confirmed_booking.starts_at
+    cars = booking_selectors.cars_free_between(Car.objects.all(), start, start + H, start)
+    with django_assert_num_queries(1):
+        assert list(cars) == [free_car]
+
+
+def test_dates_without_a_registered_filter_are_refused_not_ignored(monkeypatch, free_car):
+    monkeypatch.setattr(selectors, "_availability_filter", None)
+    start = hour_from_now(days=1)
+    with pytest.raises(ImproperlyConfigured, match="availability filter"):
+        selectors.cars_search(filters={"available_from": start, "available_to": start + H})
+    # Without dates the search does not need it.
+    assert list(selectors.cars_search(filters={})) == [free_car]
+
+
+def test_bookings_registers_its_filter_at_start_up():
+    assert selectors._availability_filter is booking_selectors.cars_free_between
