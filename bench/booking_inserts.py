@@ -56,7 +56,7 @@ TABLES = {"with": "bookings_hold", "without": "hold_plain"}
 
 
 def _urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:55432/carshare"
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
     parts = urlsplit(base)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("booking_inserts: loopback databases only")
@@ -78,7 +78,7 @@ def _drop_database(admin: str) -> None:
 def _environment(database_url: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:56379/0"
+    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
     return {
         **os.environ,
         "DATABASE_URL": database_url,

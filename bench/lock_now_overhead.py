@@ -41,7 +41,7 @@ PASSWORD = "bench-password-not-secret"  # noqa: S105
 
 
 def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:55432/carshare"
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
     parts = urlsplit(base)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -53,7 +53,7 @@ def _bench_database_url() -> str:
 def _environment(sim_url: str, web_port: int) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:56379/0"
+    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
     return {
         **os.environ,
         "DATABASE_URL": _bench_database_url(),

@@ -35,8 +35,10 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = Path(os.environ.get("CARSHARE_LOCAL_DIR", ROOT / ".local"))
-PG_PORT = int(os.environ.get("EMBEDDED_PG_PORT", "55432"))
-REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "56379"))
+# Below Linux's ephemeral range (32768-60999): a port in that range can be taken at any moment
+# by some process's outgoing connection, and the server would then fail to bind.
+PG_PORT = int(os.environ.get("EMBEDDED_PG_PORT", "15432"))
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "16379"))
 # The embedded URLs double as the settings' defaults (carshare/settings.py), so manage.py
 # works in a second terminal while `make run` is up.
 EMBEDDED_DATABASE_URL = f"postgres://postgres@127.0.0.1:{PG_PORT}/carshare"
@@ -56,9 +58,12 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_for_port(port: int, what: str, timeout: float = 60.0) -> None:
+def _wait_for_port(port: int, what: str, timeout: float = 60.0, *, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not _port_open(port):
+        # A daemonised server that failed (port taken, bad config) says so in its log and exits.
+        if log is not None and log.exists() and "aborting" in log.read_text(errors="replace"):
+            raise SystemExit(f"{what} failed to start:\n{log.read_text(errors='replace')[-2000:]}")
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not start listening on 127.0.0.1:{port}")
         time.sleep(0.1)
@@ -156,6 +161,7 @@ class EmbeddedRedis:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         _log(f"starting Redis on 127.0.0.1:{REDIS_PORT}")
+        (self.dir / "redis.log").unlink(missing_ok=True)  # only this start's messages count
         # Append-only file so queued Celery messages survive a restart of `make run`.
         self.process = subprocess.Popen(  # noqa: S603
             [str(self.bin), "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
@@ -164,7 +170,7 @@ class EmbeddedRedis:
              "--daemonize", "yes"],
         )  # fmt: skip
         self.process.wait()
-        _wait_for_port(REDIS_PORT, "Redis")
+        _wait_for_port(REDIS_PORT, "Redis", log=self.dir / "redis.log")
 
     def stop(self) -> None:
         _log("stopping Redis")
@@ -266,6 +272,15 @@ def start_simulator() -> Simulator | None:
 def start_servers(env: dict[str, str]) -> list[EmbeddedPostgres | EmbeddedRedis]:
     """Start whatever is not configured from outside; return what this call started."""
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        _start_missing(env, started)
+    except BaseException:
+        stop_servers(started)  # never leave a half-started pair behind
+        raise
+    return started
+
+
+def _start_missing(env: dict[str, str], started: list[EmbeddedPostgres | EmbeddedRedis]) -> None:
     if not os.environ.get("DATABASE_URL"):
         if _port_open(PG_PORT):
             _log(f"PostgreSQL already running on 127.0.0.1:{PG_PORT}; reusing it")
@@ -282,7 +297,6 @@ def start_servers(env: dict[str, str]) -> list[EmbeddedPostgres | EmbeddedRedis]
             redis.start()
             started.append(redis)
         env["REDIS_URL"] = EMBEDDED_REDIS_URL
-    return started
 
 
 def stop_servers(servers: list[EmbeddedPostgres | EmbeddedRedis]) -> None:

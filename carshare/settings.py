@@ -100,7 +100,7 @@ TEMPLATES = [
 # --- Database: PostgreSQL only -------------------------------------------------------------
 # The default is the embedded server started by carshare/devservers.py.
 EMBEDDED_DATABASE_URL = "postgres://postgres@127.0.0.1:{}/carshare".format(
-    os.environ.get("EMBEDDED_PG_PORT", "55432")
+    os.environ.get("EMBEDDED_PG_PORT", "15432")
 )
 DATABASES = {
     "default": dj_database_url.parse(
@@ -118,7 +118,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and the cache ----------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:{}/0".format(
-    os.environ.get("EMBEDDED_REDIS_PORT", "56379")
+    os.environ.get("EMBEDDED_REDIS_PORT", "16379")
 )
 CACHES = {
     "default": {
