@@ -122,7 +122,7 @@ def eligible_vehicles(sim: Sim, session: dict[str, Any], email: str) -> list[dic
         found = [v for v in found if v["vin"] == session["single_select_vin"]]
     elif session.get("make"):
         found = [v for v in found if v["make"] == session["make"]]
-    return sorted(found, key=lambda v: (v["created_at"], v["id"]))
+    return sorted(found, key=lambda v: (v["created_at"], v.get("created_ns", 0), v["id"]))
 
 
 def magic_vehicle(sim: Sim, email: str, session: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -205,6 +206,9 @@ def vehicle_new(data: Any, *, now: float, existing_vins: set[str]) -> dict[str, 
         "forced_error": None,
         "faults": [],
         "created_at": iso(now),
+        # Orders an owner's vehicles as they were added: created_at has only millisecond
+        # resolution, so two cars added in one millisecond would otherwise tie.
+        "created_ns": time.time_ns(),
         "updated_at": now,
     }
     vehicle.update({k: v for k, v in clean.items() if k != "powertrain"})
