@@ -65,7 +65,7 @@ BUFFER = datetime.timedelta(minutes=30)  # the car default
 
 
 def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:55432/carshare"
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
     parts = urlsplit(base)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -75,7 +75,7 @@ def _bench_database_url() -> str:
 
 
 def _drop_database() -> None:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:55432/carshare"
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
     admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
@@ -84,7 +84,7 @@ def _drop_database() -> None:
 def _environment(web_port: int, static_root: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:56379/0"
+    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
     return {
         **os.environ,
         "DATABASE_URL": _bench_database_url(),
@@ -346,7 +346,9 @@ def _wait_http(url: str, seconds: float = 30) -> None:
     raise TimeoutError(url)
 
 
-def run(*, rounds: int, seconds: float, threads: int, keep: bool = False) -> dict[str, Any]:
+def run(
+    *, rounds: int, seconds: float, threads: int, workers: int = 2, keep: bool = False
+) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.UTC)
     web_port = free_port()
     with tempfile.TemporaryDirectory() as static_root:
@@ -366,7 +368,7 @@ def run(*, rounds: int, seconds: float, threads: int, keep: bool = False) -> dic
 
             connection.close()
             server = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "gunicorn", "carshare.wsgi", "-w", "2",
+                [sys.executable, "-m", "gunicorn", "carshare.wsgi", "-w", str(workers),
                  "-b", f"127.0.0.1:{web_port}", "--log-level", "warning"],
                 cwd=ROOT, env=env,
             )  # fmt: skip
@@ -413,6 +415,7 @@ def run(*, rounds: int, seconds: float, threads: int, keep: bool = False) -> dic
         "rounds": rounds,
         "seconds": seconds,
         "threads": threads,
+        "workers": workers,
         "results": results,
         "queries": queries,
         "explain_api_page": plan,
@@ -424,12 +427,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, choices=range(1, 11))
     parser.add_argument("--seconds", type=float, default=10, help="per URL per round (≤ 60)")
     parser.add_argument("--threads", type=int, default=8, choices=range(1, 65))
+    parser.add_argument("--workers", type=int, default=2, choices=range(1, 17), help="gunicorn")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print the API page's plan")
     parser.add_argument("--keep", action="store_true", help="keep the database to investigate")
     args = parser.parse_args()
     result = run(
-        rounds=args.rounds, seconds=min(args.seconds, 60), threads=args.threads, keep=args.keep
+        rounds=args.rounds,
+        seconds=min(args.seconds, 60),
+        threads=args.threads,
+        workers=args.workers,
+        keep=args.keep,
     )
     failed = any(r["errors"] for r in result["results"].values())
     if args.json:

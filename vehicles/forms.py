@@ -10,6 +10,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from vehicles.makes import SUPPORTED_MAKES
@@ -130,6 +132,43 @@ class SearchDateTimeField(forms.DateTimeField):
             return super().to_python(value)
 
 
+def _attrs_html(attrs: dict[str, Any]) -> str:
+    """django/forms/widgets/attrs.html in Python."""
+    return "".join(
+        f" {conditional_escape(name)}"
+        + ("" if value is True else f'="{conditional_escape(str(value))}"')
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+class QuickSelect(forms.Select):
+    """A <select> rendered in Python, to the byte what Django's select.html and
+    select_option.html render: the browse page shows its filters on every request, and the
+    template engine spent more time on the make list's options than on anything else in the
+    form (bench/README.md, "Browse with availability")."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]
+        parts = [
+            f'<select name="{conditional_escape(widget["name"])}"{_attrs_html(widget["attrs"])}>'
+        ]
+        for group_name, group_choices, _index in widget["optgroups"]:
+            if group_name:
+                parts.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+            for option in group_choices:
+                parts.append(
+                    f'\n  <option value="{conditional_escape(str(option["value"]))}"'
+                    f"{_attrs_html(option['attrs'])}>{conditional_escape(option['label'])}</option>\n"
+                )
+            if group_name:
+                parts.append("\n  </optgroup>")
+        parts.append("\n</select>")
+        return mark_safe("".join(parts))  # noqa: S308 (every value above is escaped)
+
+
 class CarSearchForm(forms.Form):
     """The browse filters; the page and GET /api/v1/cars read the same query parameters."""
 
@@ -156,17 +195,24 @@ class CarSearchForm(forms.Form):
     )
     seats = forms.IntegerField(label=_("Seats at least"), required=False, min_value=1, max_value=9)
     fuel_type = forms.ChoiceField(
-        label=_("Fuel"), required=False, choices=[("", _("Any")), *list(FuelType.choices)]
+        label=_("Fuel"),
+        required=False,
+        choices=[("", _("Any")), *list(FuelType.choices)],
+        widget=QuickSelect,
     )
     transmission = forms.ChoiceField(
         label=_("Transmission"),
         required=False,
         choices=[("", _("Any")), *list(Transmission.choices)],
+        widget=QuickSelect,
     )
     instant_book = forms.BooleanField(label=_("Instant book only"), required=False)
-    sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORTS)
+    sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORTS, widget=QuickSelect)
     make = forms.ChoiceField(
-        label=_("Make"), required=False, choices=[("", _("Any")), *SUPPORTED_MAKES]
+        label=_("Make"),
+        required=False,
+        choices=[("", _("Any")), *SUPPORTED_MAKES],
+        widget=QuickSelect,
     )
     available_from = SearchDateTimeField(
         label=_("Free from"),

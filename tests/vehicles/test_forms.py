@@ -183,3 +183,32 @@ def test_search_rejects_bad_filters(params, field):
     form = CarSearchForm(params)
     assert not form.is_valid()
     assert field in form.errors
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"make": "TESLA", "fuel_type": "electric", "transmission": "manual", "sort": "-price"},
+        {"make": '<b>"x"</b>', "sort": "distance"},  # invalid, echoed back escaped
+    ],
+)
+def test_search_form_selects_render_as_djangos_select(data: dict[str, str]) -> None:
+    """The search form's selects are rendered in Python for speed (QuickSelect): the HTML must
+    be what Django's own Select templates make, errors and aria attributes included."""
+    from django import forms
+
+    from vehicles.forms import QuickSelect
+
+    form = CarSearchForm(data)
+    form.is_valid()
+    for name in ("make", "fuel_type", "transmission", "sort"):
+        widget = form.fields[name].widget
+        assert isinstance(widget, QuickSelect)
+        quick = str(form[name].as_field_group())
+        widget.__class__ = forms.Select
+        try:
+            django_html = str(form[name].as_field_group())
+        finally:
+            widget.__class__ = QuickSelect
+        assert quick == django_html
