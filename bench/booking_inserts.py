@@ -39,12 +39,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import benchlib  # noqa: E402
 
 BENCH_DB = "carshare_bench_inserts"
 BENCH_REDIS_DB = 13  # the service path queues emails; nothing consumes them, so it is flushed
@@ -53,42 +54,6 @@ SLOT = datetime.timedelta(hours=3)  # per car: a 2 h trip + the 30 min buffer fi
 TRIP = datetime.timedelta(hours=2)
 HOLD = TRIP + datetime.timedelta(minutes=30)
 TABLES = {"with": "bookings_hold", "without": "hold_plain"}
-
-
-def _urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
-    parts = urlsplit(base)
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("booking_inserts: loopback databases only")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    return admin, urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _recreate_database(admin: str) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def _drop_database(admin: str) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def _environment(database_url: str) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}",
-        "DJANGO_DEBUG": "0",  # production settings: no query log growing with every insert
-        "DJANGO_SECRET_KEY": Fernet.generate_key().decode() * 2,
-        "CARSHARE_TOKEN_KEYS": Fernet.generate_key().decode(),
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SETTINGS_MODULE": "carshare.settings",
-    }
 
 
 def _seed(env: dict[str, str], cars: int) -> tuple[list[int], int]:
@@ -280,9 +245,8 @@ def _set_constraint(url: str, *, present: bool) -> None:
 
 
 def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
-    admin, url = _urls()
-    _recreate_database(admin)
-    env = _environment(url)
+    url = benchlib.database_recreate(BENCH_DB)
+    env = benchlib.production_environment(database_url=url, redis_db=BENCH_REDIS_DB)
     try:
         car_ids, renter_id = _seed(env, cars)
         _make_plain_table(url)
@@ -335,7 +299,7 @@ def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
             from django.db import connections
 
             connections.close_all()
-        _drop_database(admin)
+        benchlib.database_drop(BENCH_DB)
         _flush_redis(env["REDIS_URL"])
 
     results: dict[str, Any] = {}

@@ -29,7 +29,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -38,6 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import benchlib  # noqa: E402
 from tests.simulation import free_port  # noqa: E402
 
 BENCH_DB = "carshare_bench_browse"
@@ -64,41 +65,13 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 BUFFER = datetime.timedelta(minutes=30)  # the car default
 
 
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
-    parts = urlsplit(base)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _drop_database() -> None:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
-    admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
 def _environment(web_port: int, static_root: str) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
-    return {
-        **os.environ,
-        "DATABASE_URL": _bench_database_url(),
-        "REDIS_URL": redis.rsplit("/", 1)[0] + "/13",
-        # Production settings (DEBUG off, manifest static files), plain HTTP on loopback.
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": Fernet.generate_key().decode() * 2,
-        "CARSHARE_TOKEN_KEYS": Fernet.generate_key().decode(),
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "CARSHARE_DISABLE_RATE_LIMITS": "1",
-        "CARSHARE_SITE_URL": f"http://127.0.0.1:{web_port}",
-        "STATIC_ROOT": static_root,
-        "DJANGO_SETTINGS_MODULE": "carshare.settings",
-    }
+    return benchlib.production_environment(
+        database_url=benchlib.database_recreate(BENCH_DB),
+        redis_db=13,
+        CARSHARE_SITE_URL=f"http://127.0.0.1:{web_port}",
+        STATIC_ROOT=static_root,
+    )
 
 
 # --- Seeding ---------------------------------------------------------------------------------
@@ -335,17 +308,6 @@ def _load(
     }
 
 
-def _wait_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or still importing
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
 def run(
     *, rounds: int, seconds: float, threads: int, workers: int = 2, keep: bool = False
 ) -> dict[str, Any]:
@@ -374,7 +336,7 @@ def run(
             )  # fmt: skip
             try:
                 base = f"http://127.0.0.1:{web_port}"
-                _wait_http(base + "/healthz")
+                benchlib.wait_http(base + "/healthz")
                 urls = _urls(now)
                 for name, path in urls.items():  # warm both workers' connections, templates
                     _load(base, path, threads=threads, seconds=1, headers=HEADERS.get(name))
@@ -395,7 +357,7 @@ def run(
                 server.wait(timeout=20)
         finally:
             if not keep:
-                _drop_database()
+                benchlib.database_drop(BENCH_DB)
 
     results: dict[str, dict[str, float]] = {}
     for name, figures in per_round.items():

@@ -26,54 +26,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import benchlib  # noqa: E402
 from tests.simulation import SimControl, SimProcess, free_port  # noqa: E402
 
 BENCH_DB = "carshare_bench"
 PASSWORD = "bench-password-not-secret"  # noqa: S105
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:15432/carshare"
-    parts = urlsplit(base)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _environment(sim_url: str, web_port: int) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:16379/0"
-    return {
-        **os.environ,
-        "DATABASE_URL": _bench_database_url(),
-        "REDIS_URL": redis.rsplit("/", 1)[0] + "/12",
-        # Production settings (DEBUG off), on plain HTTP on loopback.
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": Fernet.generate_key().decode() * 2,
-        "CARSHARE_TOKEN_KEYS": Fernet.generate_key().decode(),
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "CARSHARE_DISABLE_RATE_LIMITS": "1",
-        "SIMULATOR_URL": sim_url,
-        "CARSHARE_SITE_URL": f"http://127.0.0.1:{web_port}",
-        "DJANGO_SETTINGS_MODULE": "carshare.settings",
-    }
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _received_at(sim: SimControl, vehicle_id: str, count_before: int, deadline: float) -> float:
@@ -137,23 +100,17 @@ def _seed(env: dict[str, str], sim: SimControl) -> tuple[str, str, str, str]:
     return str(car.public_id), vehicle["id"], twin["id"], tokens.access_token
 
 
-def _wait_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
 def run(rounds: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         simulator = SimProcess(Path(tmp) / "sim.db")
         sim = SimControl(simulator.url)
         web_port = free_port()
-        env = _environment(simulator.url, web_port)
+        env = benchlib.production_environment(
+            database_url=benchlib.database_recreate(BENCH_DB),
+            redis_db=12,
+            SIMULATOR_URL=simulator.url,
+            CARSHARE_SITE_URL=f"http://127.0.0.1:{web_port}",
+        )
         car_id, vehicle_id, twin_id, access_token = _seed(env, sim)
         processes = [
             subprocess.Popen(  # noqa: S603
@@ -170,7 +127,7 @@ def run(rounds: int) -> dict[str, object]:
         ]  # fmt: skip
         try:
             base = f"http://127.0.0.1:{web_port}"
-            _wait_http(base + "/api/v1/openapi.json")
+            benchlib.wait_http(base + "/api/v1/openapi.json")
             http = requests.Session()
             login = http.post(
                 base + "/_allauth/app/v1/auth/login",
@@ -222,7 +179,7 @@ def run(rounds: int) -> dict[str, object]:
     def ms(values: list[float]) -> dict[str, float]:
         return {
             "p50_ms": round(statistics.median(values) * 1000, 1),
-            "p95_ms": round(_percentile(values, 95) * 1000, 1),
+            "p95_ms": round(benchlib.percentile(values, 95) * 1000, 1),
         }
 
     return {"rounds": len(api), "api": ms(api), "bare": ms(bare), "overhead": ms(diff)}
