@@ -9,6 +9,9 @@ from accounts.models import User
 from tests.factories import CarFactory, RenterFactory, UserFactory
 from vehicles.models import Car
 
+# Cars connected to the simulator (connected_car, sim_vehicle_id) for every test folder.
+pytest_plugins = ["tests.vehicles.fixtures_cloud"]
+
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):

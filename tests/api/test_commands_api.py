@@ -7,13 +7,10 @@ from unittest.mock import patch
 import pytest
 
 from tests.api.helpers import assert_envelope, assert_error, car_url
-from tests.vehicles import fixtures_cloud
 from vehicles import commands, tasks
 from vehicles.models import CommandReason, VehicleCommand, VehicleStatus
 
 # The cloud fixtures (to move to tests/conftest.py): a connected car and its simulator id.
-connected_car = fixtures_cloud.connected_car
-sim_vehicle_id = fixtures_cloud.sim_vehicle_id
 
 COMMAND_FIELDS = {
     "id",

@@ -11,13 +11,9 @@ from django.utils import timezone
 from accounts.models import User
 from bookings import services
 from bookings.models import Booking, BookingStatus
-from tests.vehicles import fixtures_cloud
 from vehicles.models import Car
 
 B = BookingStatus
-connected_car = fixtures_cloud.connected_car
-sim_vehicle_id = fixtures_cloud.sim_vehicle_id
-connect_car = fixtures_cloud.connect_car
 
 
 def hour_from_now(days: float = 0, hours: float = 0) -> datetime.datetime:

@@ -12,10 +12,7 @@ from django.utils import timezone
 from bookings import services
 from bookings.models import Booking, BookingStatus, CarBlock, Hold
 from tests.factories import UserFactory
-from tests.vehicles import fixtures_cloud
 from vehicles.models import Car
-
-connected_car = fixtures_cloud.connected_car  # a car connected to the simulator
 
 B = BookingStatus
 BOOKINGS = "/admin/bookings/booking/"

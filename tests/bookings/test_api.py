@@ -23,11 +23,8 @@ from tests.api.conftest import session_token
 from tests.api.helpers import assert_error
 from tests.api.test_errors import FUZZ, assert_handled, json_values
 from tests.factories import CarFactory, RenterFactory
-from tests.vehicles import fixtures_cloud
 from tests.vehicles.fixtures_cloud import connect_car
 from vehicles.models import Car
-
-connected_car = fixtures_cloud.connected_car  # a car connected to the simulator
 
 B = BookingStatus
 JSON = "application/json"

@@ -13,7 +13,6 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking, BookingStatus
-from tests.vehicles.fixtures_cloud import connected_car  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +34,7 @@ def test_owner_approves_and_the_renter_sees_the_trip_confirmed(
     live_server,
     owner,
     renter,
-    connected_car,  # noqa: F811
+    connected_car,
 ) -> None:
     car = connected_car
     car.instant_book = False

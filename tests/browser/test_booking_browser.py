@@ -12,7 +12,6 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from bookings.models import Booking, BookingStatus
-from tests.vehicles.fixtures_cloud import connected_car  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +26,7 @@ def sign_in(page: Page, base_url: str, email: str) -> None:
     expect(page.get_by_role("button", name=re.compile("Sign out", re.I))).to_be_visible()
 
 
-def test_renter_books_an_instant_car(page: Page, live_server, renter, connected_car) -> None:  # noqa: F811
+def test_renter_books_an_instant_car(page: Page, live_server, renter, connected_car) -> None:
     car = connected_car
     assert car.instant_book
     zone = zoneinfo.ZoneInfo(car.time_zone)

@@ -14,7 +14,6 @@ from django.http import Http404
 from django.utils import timezone
 
 from tests.factories import UserFactory
-from tests.vehicles import fixtures_cloud
 from vehicles import commands, connections, tasks
 from vehicles.models import (
     CommandAction,
@@ -26,8 +25,6 @@ from vehicles.models import (
 
 C = CommandStatus
 # The cloud fixtures (to move to tests/conftest.py): a connected car and its simulator id.
-connected_car = fixtures_cloud.connected_car
-sim_vehicle_id = fixtures_cloud.sim_vehicle_id
 
 
 def lock(car, *, reason=CommandReason.OWNER, actor=None, action=CommandAction.LOCK):

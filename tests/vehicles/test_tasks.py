@@ -24,8 +24,6 @@ from vehicles.models import (
 
 C = CommandStatus
 # The cloud fixtures (to move to tests/conftest.py): a connected car and its simulator id.
-connected_car = fixtures_cloud.connected_car
-sim_vehicle_id = fixtures_cloud.sim_vehicle_id
 
 DOOR_OPEN_MESSAGE = (
     "Your vehicle was unable to lock. Please ensure that all doors and the trunk are fully closed."
