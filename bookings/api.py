@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -403,7 +404,12 @@ def booking_detail(request: ApiRequest, booking_id: UUID) -> dict[str, Any]:
     return _booking_out(booking, viewer=request.auth, events=True)
 
 
-def _answer(request: ApiRequest, booking: Booking) -> Status[dict[str, Any]]:
+def _act(request: ApiRequest, move: Callable[[], Booking]) -> Status[dict[str, Any]]:
+    """Run one lifecycle service: the booking as it now stands, or the refusal's error."""
+    try:
+        booking = move()
+    except services.BookingError as refusal:
+        return _refused(refusal)
     return Status(200, _booking_out(booking, viewer=request.auth, events=True))
 
 
@@ -416,11 +422,7 @@ def booking_approve(request: ApiRequest, booking_id: UUID) -> Status[dict[str, A
     """Confirm a request for your car. 409 `not_allowed` once it is no longer waiting
     (answered, cancelled, or expired)."""
     booking = selectors.booking_for_owner(user=request.auth, public_id=booking_id)
-    try:
-        booking = services.booking_confirm(booking=booking, user=request.auth)
-    except services.BookingError as refusal:
-        return _refused(refusal)
-    return _answer(request, booking)
+    return _act(request, lambda: services.booking_confirm(booking=booking, user=request.auth))
 
 
 @router.post(
@@ -434,11 +436,10 @@ def booking_decline(
     """Decline a request for your car, optionally saying why; the car is free again at once."""
     booking = selectors.booking_for_owner(user=request.auth, public_id=booking_id)
     reason = payload.reason if payload is not None else ""
-    try:
-        booking = services.booking_decline(booking=booking, user=request.auth, reason=reason)
-    except services.BookingError as refusal:
-        return _refused(refusal)
-    return _answer(request, booking)
+    return _act(
+        request,
+        lambda: services.booking_decline(booking=booking, user=request.auth, reason=reason),
+    )
 
 
 @router.post(
@@ -454,11 +455,10 @@ def booking_cancel(
     pays half after that; an owner's cancellation refunds the renter in full."""
     booking = selectors.booking_for_participant(user=request.auth, public_id=booking_id)
     reason = payload.reason if payload is not None else ""
-    try:
-        booking = services.booking_cancel(booking=booking, user=request.auth, reason=reason)
-    except services.BookingError as refusal:
-        return _refused(refusal)
-    return _answer(request, booking)
+    return _act(
+        request,
+        lambda: services.booking_cancel(booking=booking, user=request.auth, reason=reason),
+    )
 
 
 @router.post(
@@ -469,11 +469,7 @@ def booking_cancel(
 def booking_end(request: ApiRequest, booking_id: UUID) -> Status[dict[str, Any]]:
     """End an active trip early, as its renter: the car locks and the booking completes."""
     booking = selectors.booking_for_participant(user=request.auth, public_id=booking_id)
-    try:
-        booking = services.booking_end(booking=booking, user=request.auth)
-    except services.BookingError as refusal:
-        return _refused(refusal)
-    return _answer(request, booking)
+    return _act(request, lambda: services.booking_end(booking=booking, user=request.auth))
 
 
 @router.get(
