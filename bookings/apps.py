@@ -12,3 +12,8 @@ class BookingsConfig(AppConfig):
         from vehicles import selectors as vehicle_selectors
 
         vehicle_selectors.register_availability_filter(selectors.cars_free_between)
+        # Service keys' windows take the car like owner blocks; keys sits below bookings too.
+        from bookings.windows import ServiceWindowHolds
+        from keys import services as key_services
+
+        key_services.register_window_holds(ServiceWindowHolds())

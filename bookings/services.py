@@ -13,7 +13,8 @@ BookingError("not_available").
 
 The trip clock (confirmed → active at the start, active → completed at the end) is driven by the
 database: booking_start / booking_complete move only what is due, so a short-horizon ETA task
-and the run_trip_clock sweep may both call them. The keys issue hangs on the _on_* hooks below.
+and the run_trip_clock sweep may both call them. The _on_* hooks hand the keys app its part
+(issue, open, end, revoke the trip's keys) inside the same transaction.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bookings.models import (
     Hold,
 )
 from bookings.pricing import Quote
+from keys import services as key_services
 from vehicles import selectors as vehicle_selectors
 from vehicles.models import Car
 
@@ -172,7 +174,7 @@ def _require_car_owner(*, car: Car, user: User) -> None:
         raise BookingError("not_allowed", _("Only the car's owner can do that."))
 
 
-def _is_hold_conflict(error: IntegrityError) -> bool:
+def is_hold_conflict(error: IntegrityError) -> bool:
     diag = getattr(error.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None) == HOLD_CONSTRAINT
 
@@ -237,25 +239,33 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
     return current
 
 
-# --- Hook points for the keys issue (do nothing yet) ---------------------------------------
+# --- Keys ----------------------------------------------------------------------------------
 # Each runs inside the transaction that made the move, so what the keys app writes (key rows,
-# a vehicle-command outbox row) commits or rolls back together with the booking's status.
+# the unlock or lock in the vehicle-command outbox) commits or rolls back with the booking.
 
 
 def _on_booking_confirmed(booking: Booking) -> None:
-    """Keys: issue the trip key (window = the trip)."""
+    key_services.trip_key_issue(
+        booking_id=booking.pk,
+        car=booking.car,
+        renter=booking.renter,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+    )
 
 
 def _on_trip_started(booking: Booking) -> None:
-    """Keys: activate the trip key and queue UNLOCK (reason trip_start) in the outbox."""
+    key_services.trip_keys_start(booking_id=booking.pk)
 
 
 def _on_trip_ended(booking: Booking) -> None:
-    """Keys: expire the trip key and queue LOCK (reason trip_end); also on an early end."""
+    key_services.trip_keys_end(booking_id=booking.pk)
 
 
-def _on_booking_cancelled(booking: Booking) -> None:
-    """Keys: revoke the trip key, if one was issued."""
+def _on_booking_cancelled(booking: Booking, *, actor: User | None, reason: str) -> None:
+    key_services.trip_keys_revoke(
+        booking_id=booking.pk, actor=actor, reason=reason or _("Booking cancelled")
+    )
 
 
 # --- Quote and request ---------------------------------------------------------------------
@@ -305,7 +315,7 @@ def _insert_or_refuse(insert: Callable[..., T], **kwargs: Any) -> T:
         except IntegrityError as error:
             # Another request won the race between our check and our insert: the constraint
             # refused this one, and its whole transaction rolled back.
-            if _is_hold_conflict(error):
+            if is_hold_conflict(error):
                 raise BookingError("not_available") from error
             raise
         except OperationalError as error:
@@ -433,7 +443,7 @@ def booking_cancel(*, booking: Booking, user: User, reason: str = "") -> Booking
     booking.cancellation_fee = terms.fee
     booking.refund = terms.refund
     booking.save(update_fields=["cancelled_by", "cancellation_fee", "refund"])
-    _on_booking_cancelled(booking)
+    _on_booking_cancelled(booking, actor=user, reason=reason)
     tasks.send_booking_emails.delay_on_commit(booking_id=booking.pk, kind="cancelled")
     return booking
 

@@ -179,6 +179,29 @@ CELERY_BEAT_SCHEDULE["queue-trip-reminders"] = {
     "options": {"expires": 60.0},
 }
 # --- end of the bookings block -------------------------------------------------------------
+# --- Digital keys (issue 6): the key clock and the end locks -----------------------------
+# Opens windows that have started, locks cars at the end of service windows, expires keys past
+# their grace and retries (and alerts about) end-of-window locks the car has not confirmed.
+KEY_CLOCK_SWEEP_S = float(os.environ.get("KEY_CLOCK_SWEEP_S", "15"))
+CELERY_BEAT_SCHEDULE["run-key-clock"] = {
+    "task": "keys.tasks.run_key_clock",
+    "schedule": KEY_CLOCK_SWEEP_S,
+    "options": {"expires": KEY_CLOCK_SWEEP_S},
+}
+# After a trip or service window ends, its keys may still lock (never unlock) for this long.
+KEY_LOCK_GRACE_MINUTES = int(os.environ.get("KEY_LOCK_GRACE_MINUTES", "15"))
+
+
+def _rate(name: str, default: str) -> tuple[int, int]:
+    """"10/300" → at most 10 attempts per 300 seconds."""
+    count, seconds = os.environ.get(name, default).split("/")
+    return int(count), int(seconds)
+
+
+# Unlock attempts, allowed or not, per person and per car.
+KEY_UNLOCK_RATE_PER_PERSON = _rate("KEY_UNLOCK_RATE_PER_PERSON", "10/300")
+KEY_UNLOCK_RATE_PER_CAR = _rate("KEY_UNLOCK_RATE_PER_CAR", "20/300")
+# --- end of the keys block ----------------------------------------------------------------
 
 # --- Auth and allauth (https://docs.allauth.org/en/latest/account/configuration.html) -------
 AUTH_USER_MODEL = "accounts.User"

@@ -9,8 +9,9 @@ from accounts.models import User
 from tests.factories import CarFactory, RenterFactory, UserFactory
 from vehicles.models import Car
 
-# Cars connected to the simulator (connected_car, sim_vehicle_id) for every test folder.
-pytest_plugins = ["tests.vehicles.fixtures_cloud"]
+# Cars connected to the simulator (connected_car, sim_vehicle_id) and bookings in each state
+# (requested_booking, confirmed_booking, active_booking, clock) for every test folder.
+pytest_plugins = ["tests.vehicles.fixtures_cloud", "tests.bookings.fixtures_bookings"]
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,10 @@ class CarOut(Schema):
     min_duration_hours: int
     max_duration_days: int
     instant_book: bool = Field(description="Bookings are confirmed without the owner.")
+    unlock_at_start: bool = Field(description="carshare unlocks the car when a trip starts.")
+    early_access_minutes: int = Field(
+        description="The renter's key works this many minutes before the trip starts."
+    )
     is_listed: bool = Field(description="False once the owner unlisted the car.")
     photos: list[PhotoOut]
     owner: OwnerOut
@@ -160,6 +164,8 @@ def _car_out(request: HttpRequest, car: Car, *, viewer: User | AnonymousUser) ->
         "min_duration_hours": car.min_duration_hours,
         "max_duration_days": car.max_duration_days,
         "instant_book": car.instant_book,
+        "unlock_at_start": car.unlock_at_start,
+        "early_access_minutes": car.early_access_minutes,
         "is_listed": car.is_listed,
         "photos": [_photo_out(request, photo) for photo in car.photos.all()],
         "owner": {"name": car.owner.name.split(" ")[0] if car.owner.name else ""},
@@ -244,6 +250,10 @@ class CarIn(Schema):
     min_duration_hours: int = Field(1, description="At least 1.")
     max_duration_days: int = Field(14, description="At least 1, and no shorter than the minimum.")
     instant_book: bool = False
+    unlock_at_start: bool = Field(True, description="Unlock the car when a trip starts.")
+    early_access_minutes: int = Field(
+        0, description="0 to 120: the renter's key works this long before the start."
+    )
 
 
 class CarPatch(Schema):
@@ -271,6 +281,8 @@ class CarPatch(Schema):
     min_duration_hours: int | None = None
     max_duration_days: int | None = None
     instant_book: bool | None = None
+    unlock_at_start: bool | None = None
+    early_access_minutes: int | None = None
 
 
 def optional_viewer(request: HttpRequest) -> User | AnonymousUser:

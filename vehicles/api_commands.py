@@ -142,12 +142,13 @@ def command_detail(request: ApiRequest, command_id: UUID) -> dict[str, Any]:
 @router.get(
     "/cars/{car_id}/status",
     response={200: StatusOut, 409: ErrorOut},
-    summary="Your car's live status",
+    summary="A car's live status (owner or key holder)",
 )
 def car_status(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
-    """The last known lock state, position, odometer and fuel or battery, with their age.
+    """The last known lock state, position, odometer and fuel or battery, with their age, for
+    the owner and for whoever holds a key open on the car now (a renter during the trip).
     Asking also requests a fresh reading (at most one per minimum interval): poll again."""
-    car = selectors.car_for_owner(user=request.auth, public_id=car_id)
+    car = selectors.car_for_status_viewer(user=request.auth, public_id=car_id)
     if connections.connection_live_for_car(car_id=car.pk) is None:
         return _refused(
             code="not_connected", message="This car is not connected to its vehicle cloud."

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -147,9 +148,22 @@ def vehicle_command_request(
     *, car: Car, action: str, reason: str, actor: User | None, key_id: int | None = None
 ) -> VehicleCommand:
     """Record a lock/unlock for the car and send it once committed; older queued ones yield."""
+    return vehicle_command_enqueue(
+        car_id=car.pk, action=action, reason=reason, actor=actor, key_id=key_id
+    )
+
+
+def vehicle_command_enqueue(
+    *, car_id: int, action: str, reason: str, actor: User | None, key_id: int | None = None
+) -> VehicleCommand:
+    """vehicle_command_request inside the caller's transaction: the trip clock records the
+    unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
+    both happen or neither does. Sent once that transaction commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("vehicle_command_enqueue() needs the calling service's transaction")
     if action not in CommandAction.values or reason not in CommandReason.values:
         raise ValueError(f"Unknown command {action!r} for {reason!r}")
-    connection = connections.connection_live_for_car(car_id=car.pk)
+    connection = connections.connection_live_for_car(car_id=car_id)
     if connection is None:
         raise CommandRefused(
             _("This car is not connected to its vehicle cloud."), code="not_connected"
@@ -164,10 +178,10 @@ def vehicle_command_request(
         )
     # The car row lock queues two requests for one car (two people pressing at once), so the
     # later one sees, and supersedes, the earlier one's queued command.
-    Car.objects.select_for_update().filter(pk=car.pk).first()
+    Car.objects.select_for_update().filter(pk=car_id).first()
     now = timezone.now()
     command = VehicleCommand.objects.create(
-        car=car,
+        car_id=car_id,
         key_id=key_id,
         actor=actor,
         action=action,
@@ -182,7 +196,7 @@ def vehicle_command_request(
     )
     # The latest wish for the car wins: an older command not yet sent would only undo it.
     older = (
-        VehicleCommand.objects.filter(car=car, status=C.QUEUED)
+        VehicleCommand.objects.filter(car_id=car_id, status=C.QUEUED)
         .exclude(pk=command.pk)
         .values_list("pk", flat=True)
     )
@@ -190,6 +204,28 @@ def vehicle_command_request(
         _command_move(pk, C.SUPERSEDED, f"replaced by {command.public_id}")
     _dispatch(command.pk)
     return command
+
+
+# --- Who may still send a command under a digital key ---------------------------------------
+
+# Asked right before the vehicle call, in the worker: "may command X still be sent?" The keys app
+# (above this one) registers it from its AppConfig.ready(); it answers None (yes) or the reason,
+# shown to whoever asked. A command asked for under a key that was revoked or ran out while it
+# waited in the queue must not reach the car.
+CommandGuard = Callable[[VehicleCommand, datetime.datetime], str | None]
+_command_guard: CommandGuard | None = None
+
+
+def register_command_guard(fn: CommandGuard) -> None:
+    """One slot, set once at start-up (registering again replaces it)."""
+    global _command_guard  # a one-slot registry, like vehicles.selectors' availability filter
+    _command_guard = fn
+
+
+def _guard_refusal(command: VehicleCommand, now: datetime.datetime) -> str | None:
+    if command.key_id is None or _command_guard is None:
+        return None
+    return _command_guard(command, now)
 
 
 # --- Running a command (called by vehicles.tasks around the provider calls) ----------------
@@ -225,6 +261,16 @@ def command_claim(*, command_id: int) -> Claim | None:
     if command.send_by is not None and now > command.send_by:
         with transaction.atomic(durable=True):
             _command_move(command, C.EXPIRED, "not sent within the send window")
+        return None
+    if refusal := _guard_refusal(command, now):
+        with transaction.atomic(durable=True):
+            _command_move(
+                command,
+                C.FAILED,
+                f"key no longer valid: {refusal}",
+                error_type="KEY_NOT_ACTIVE",
+                error_message=refusal[:500],
+            )
         return None
     connection = connections.connection_live_for_car(car_id=command.car_id)
     if connection is None:

@@ -61,7 +61,8 @@ class CarForm(forms.ModelForm):
             "make", "model", "year", "licence_plate", "vin", "seats", "fuel_type",
             "transmission", "description", "rules", "address", "city", "latitude", "longitude",
             "time_zone", "hourly_price", "daily_price", "min_notice_hours",
-            "min_duration_hours", "max_duration_days", "instant_book",
+            "min_duration_hours", "max_duration_days", "instant_book", "unlock_at_start",
+            "early_access_minutes",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 4}),
@@ -70,6 +71,8 @@ class CarForm(forms.ModelForm):
 
     def __init__(self, *args: Any, require_photos: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Left empty on the page (or out of an API call) means the default: no early access.
+        self.fields["early_access_minutes"].required = False
         self.require_photos = require_photos
         if require_photos:
             self.fields["photos"].required = True
@@ -90,6 +93,9 @@ class CarForm(forms.ModelForm):
         if taken.exists():
             raise ValidationError(_("A listed car already has this licence plate."))
         return plate
+
+    def clean_early_access_minutes(self) -> int:
+        return self.cleaned_data.get("early_access_minutes") or 0
 
     def clean_vin(self) -> str:
         return self.cleaned_data["vin"].strip().upper()

@@ -122,6 +122,18 @@ class Car(models.Model):
     instant_book = models.BooleanField(
         _("instant book"), default=False, help_text=_("Renters book without waiting for you.")
     )
+    # Digital keys (keys app): how the trip key behaves around the trip.
+    unlock_at_start = models.BooleanField(
+        _("unlock automatically at the start"),
+        default=True,
+        help_text=_("carshare unlocks the car when a trip starts; otherwise the renter does."),
+    )
+    early_access_minutes = models.PositiveSmallIntegerField(
+        _("early access (minutes)"),
+        default=0,
+        validators=[MaxValueValidator(120)],
+        help_text=_("The renter's key works this long before the trip starts."),
+    )
 
     is_listed = models.BooleanField(_("listed"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -272,6 +284,7 @@ class CommandAction(models.TextChoices):
 class CommandReason(models.TextChoices):
     TRIP_START = "trip_start", _("Trip start")
     TRIP_END = "trip_end", _("Trip end")
+    SERVICE_END = "service_end", _("End of a service window")
     RENTER = "renter", _("Renter")
     OWNER = "owner", _("Owner")
     SERVICE = "service", _("Service")

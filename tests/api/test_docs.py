@@ -10,7 +10,8 @@ CAR_FIELDS = {
     "id", "make", "make_name", "model", "year", "licence_plate", "vin", "seats", "fuel_type",
     "transmission", "description", "rules", "address", "city", "latitude", "longitude",
     "time_zone", "currency", "hourly_price", "daily_price", "min_notice_hours",
-    "min_duration_hours", "max_duration_days", "instant_book", "is_listed", "photos", "owner",
+    "min_duration_hours", "max_duration_days", "instant_book", "unlock_at_start",
+    "early_access_minutes", "is_listed", "photos", "owner",
     "distance_km", "url", "connected", "connection",
 }  # fmt: skip
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from bookings import ical, services
-from tests.bookings.conftest import hour_from_now
+from tests.bookings.fixtures_bookings import hour_from_now
 from tests.factories import CarFactory
 
 UTC = datetime.UTC

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from bookings import selectors as booking_selectors
 from bookings import services
-from tests.bookings.conftest import hour_from_now, request_booking
+from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import CarFactory
 from vehicles import selectors
 from vehicles.models import Car

@@ -13,7 +13,7 @@ from django.http import Http404
 
 from bookings import selectors, services
 from bookings.models import BookingStatus
-from tests.bookings.conftest import hour_from_now, request_booking
+from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
 
 B = BookingStatus

@@ -17,7 +17,7 @@ from django.utils import timezone
 from bookings import selectors, services, tasks
 from bookings.models import BlockReason, Booking, BookingEvent, BookingStatus, CarBlock, Hold
 from bookings.services import BookingError
-from tests.bookings.conftest import hour_from_now, request_booking
+from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import CarFactory, RenterFactory
 
 B = BookingStatus

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from bookings import notifications, services, tasks
 from bookings.models import Booking, BookingStatus
-from tests.bookings.conftest import hour_from_now, request_booking
+from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 
 B = BookingStatus
 H = datetime.timedelta(hours=1)

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from bookings import ical, services
 from bookings.models import Booking, BookingStatus, CarBlock
-from tests.bookings.conftest import hour_from_now, request_booking
+from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import CarFactory, RenterFactory
 from vehicles.models import Car
 

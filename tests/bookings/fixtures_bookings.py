@@ -1,5 +1,6 @@
-"""Booking fixtures: bookings in each reachable state, made through the services on a car
-connected to the real simulator (only connected cars can be booked)."""
+"""Booking fixtures (a pytest plugin, loaded for every folder by tests/conftest.py): bookings
+in each reachable state, made through the services on a car connected to the real simulator
+(only connected cars can be booked)."""
 
 from __future__ import annotations
 

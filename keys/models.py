@@ -1,0 +1,208 @@
+"""Digital keys: who may lock and unlock which car, when; their events; the audit log of every
+attempt; and the end-of-window locks that must reach the car.
+
+A key goes issued → active → expired, or to revoked from issued or active (KEY_MOVES). It works
+only while active and inside its window: unlock from `valid_from` to `valid_until`, lock until
+`lock_until` (the grace after the end, for locking only). Kinds:
+
+- trip: the renter's key for a confirmed booking; window = the trip, opening the car's early
+  access minutes before the start, plus the grace after the end.
+- shared: a co-driver's key cut from a trip key, for all or part of the trip; ends with it.
+- service: a technician's key for a window the owner chose; the window holds the car like an
+  owner block (a bookings.Hold row carries its id).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class KeyKind(models.TextChoices):
+    TRIP = "trip", _("Trip key")
+    SHARED = "shared", _("Shared key")
+    SERVICE = "service", _("Service key")
+
+
+class KeyStatus(models.TextChoices):
+    ISSUED = "issued", _("Issued")
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+K = KeyStatus
+KEY_MOVES: dict[str, set[str]] = {  # the lifecycle at a glance; only services._key_move acts on it
+    K.ISSUED: {K.ACTIVE, K.EXPIRED, K.REVOKED},
+    K.ACTIVE: {K.EXPIRED, K.REVOKED},
+}
+LIVE_STATUSES = [K.ISSUED, K.ACTIVE]
+
+
+class DigitalKey(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=8, choices=KeyKind)
+    status = models.CharField(max_length=8, choices=KeyStatus, default=K.ISSUED)
+    car = models.ForeignKey("vehicles.Car", models.PROTECT, related_name="digital_keys")
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="digital_keys"
+    )
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )  # null: the system (a trip key, issued on confirmation)
+    # The trip the key belongs to (bookings sits above keys: a plain id). Trip and shared keys.
+    booking_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A shared key's trip key: revoking or ending that ends this one.
+    parent = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="shared_keys"
+    )
+    valid_from = models.DateTimeField()  # may unlock (and lock) from
+    valid_until = models.DateTimeField()  # may unlock until
+    lock_until = models.DateTimeField()  # may still lock until (grace after the end)
+    note = models.CharField(_("note"), max_length=200, blank=True)  # "cleaning", "new tyres"
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)  # expired or revoked
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoke_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["valid_from", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_from__lt=F("valid_until"), valid_until__lte=F("lock_until")),
+                name="key_window_in_order",
+            ),
+            # One trip key per booking, so the trip clock running twice issues one.
+            models.UniqueConstraint(
+                fields=["booking_id"], condition=Q(kind="trip"), name="key_one_trip_key_per_booking"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="service") | Q(booking_id__isnull=False),
+                name="key_trip_and_shared_keys_have_a_booking",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="shared", parent__isnull=False)
+                | (~Q(kind="shared") & Q(parent__isnull=True)),
+                name="key_only_shared_keys_have_a_parent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "valid_from"]),
+            models.Index(fields=["status", "lock_until"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.car_id} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("keys:key_detail", args=[self.public_id])
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def may_unlock_at(self, now: object | None = None) -> bool:
+        at = now or timezone.now()
+        return self.status == K.ACTIVE and self.valid_from <= at < self.valid_until
+
+    def may_lock_at(self, now: object | None = None) -> bool:
+        at = now or timezone.now()
+        return self.status == K.ACTIVE and self.valid_from <= at < self.lock_until
+
+
+class KeyEvent(models.Model):
+    """Append-only history of a key's status changes: who, from what to what, when, why."""
+
+    key = models.ForeignKey(DigitalKey, models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )  # null: the system (trip clock, key clock)
+    old_status = models.CharField(max_length=8, blank=True)
+    new_status = models.CharField(max_length=8)
+    reason = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.old_status or '∅'} → {self.new_status}"
+
+
+class AuditAction(models.TextChoices):
+    UNLOCK = "unlock", _("Unlock")
+    LOCK = "lock", _("Lock")
+    OVERRIDE_UNLOCK = "override_unlock", _("Owner unlock during a trip")
+    SHARE = "share", _("Share key")
+    REVOKE = "revoke", _("Revoke key")
+    ISSUE_SERVICE = "issue_service", _("Issue service key")
+
+
+class AuditEntry(models.Model):
+    """Every attempt to use, share or revoke a key, allowed or denied. Append-only: a database
+    trigger (migration 0002) refuses UPDATE and DELETE from anyone, the admin included."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    car = models.ForeignKey("vehicles.Car", models.PROTECT, related_name="+")
+    key = models.ForeignKey(
+        DigitalKey, models.PROTECT, null=True, blank=True, related_name="audit_entries"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=16, choices=AuditAction)
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=32)  # "ok" or why not: key_not_active, rate_limited, ...
+    detail = models.CharField(max_length=300, blank=True)
+    command_public_id = models.UUIDField(null=True, blank=True)
+    via = models.CharField(max_length=8, default="web")  # web, api, admin, system
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["car", "-at"])]
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else f"denied ({self.code})"
+        return f"{self.get_action_display()} of {self.car_id}: {verdict}"
+
+
+class EndLockStatus(models.TextChoices):
+    PENDING = "pending", _("Locking")
+    LOCKED = "locked", _("Locked")
+    HANDED_OVER = "handed_over", _("Next trip started")
+
+
+class EndLock(models.Model):
+    """The car must be locked at the end of a trip or service window. Until a lock is confirmed
+    by the car, the sweep sends another every few minutes and tells the owner, the key holder
+    and the admins."""
+
+    key = models.OneToOneField(DigitalKey, models.PROTECT, related_name="end_lock")
+    car = models.ForeignKey("vehicles.Car", models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=EndLockStatus, default="pending")
+    created_at = models.DateTimeField(auto_now_add=True)
+    command = models.ForeignKey(
+        "vehicles.VehicleCommand", models.PROTECT, null=True, blank=True, related_name="+"
+    )  # the latest lock sent for this end
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    alerts_sent = models.PositiveSmallIntegerField(default=0)
+    last_alert_at = models.DateTimeField(null=True, blank=True)
+    last_problem = models.CharField(max_length=500, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"End lock of {self.car_id} ({self.status})"

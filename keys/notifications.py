@@ -1,0 +1,75 @@
+"""Key emails: a key given or taken back, and a car that would not lock at the end of a window.
+
+Sending only; the tasks decide that a message is due and make sure it goes once. Times are in
+the car's time zone, like on the pages.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from keys import services
+from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind
+
+
+def _url(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def send_key_email(*, key_id: int, kind: str) -> None:
+    key = DigitalKey.objects.select_related("car", "holder", "issued_by").filter(pk=key_id).first()
+    if key is None or key.kind == KeyKind.TRIP:
+        return
+    context = {
+        "key": key,
+        "car": key.car,
+        "from": services.local_time(key.car, key.valid_from),
+        "until": services.local_time(key.car, key.valid_until),
+        "url": _url(key.get_absolute_url()),
+        "by": key.issued_by.get_short_name() if key.issued_by else "carshare",
+    }
+    if kind == "issued":
+        subject = _("You have a key to the %(car)s") % {"car": key.car.title}
+    elif kind == "revoked":
+        subject = _("Your key to the %(car)s was revoked") % {"car": key.car.title}
+    else:
+        raise ValueError(f"Unknown key email {kind!r}")
+    body = render_to_string(f"emails/keys/key_{kind}.txt", context)
+    send_mail(subject, body, None, [key.holder.email])
+
+
+def end_lock_recipients(*, end_lock_id: int) -> list[str]:
+    """The owner, the key holder and every active admin, each once."""
+    end_lock = (
+        EndLock.objects.select_related("car__owner", "key__holder").filter(pk=end_lock_id).first()
+    )
+    if end_lock is None:
+        return []
+    emails = [end_lock.car.owner.email, end_lock.key.holder.email]
+    emails += list(
+        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
+    )
+    return list(dict.fromkeys(e for e in emails if e))
+
+
+def send_end_lock_alert(*, end_lock_id: int, number: int, recipient: str) -> None:
+    end_lock = EndLock.objects.select_related("car", "key__holder", "command").get(pk=end_lock_id)
+    locked = number == 0 or end_lock.status == EndLockStatus.LOCKED
+    context = {
+        "end_lock": end_lock,
+        "car": end_lock.car,
+        "locked": locked,
+        "problem": end_lock.last_problem,
+        "attempts": end_lock.attempts,
+        "url": _url(end_lock.key.get_absolute_url()),
+    }
+    if locked:
+        subject = _("The %(car)s is locked now") % {"car": end_lock.car.title}
+    else:
+        subject = _("Action needed: the %(car)s did not lock") % {"car": end_lock.car.title}
+    body = render_to_string("emails/keys/end_lock_alert.txt", context)
+    send_mail(subject, body, None, [recipient])

@@ -1,0 +1,115 @@
+"""Reads of keys: the access doors, the lists for holders and owners, and the audit log."""
+
+from __future__ import annotations
+
+import datetime
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User
+from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+
+K = KeyStatus
+
+
+def _keys() -> QuerySet[DigitalKey]:
+    return DigitalKey.objects.select_related("car", "car__owner", "holder", "parent__holder")
+
+
+def _one(keys: QuerySet[DigitalKey], public_id: UUID | str) -> DigitalKey:
+    try:
+        key = keys.filter(public_id=public_id).first()
+    except (ValidationError, ValueError):  # not a UUID: as unknown as a UUID nobody has
+        key = None
+    if key is None:
+        raise Http404("No such key.")
+    return key
+
+
+def key_for_holder(*, user: User, public_id: UUID | str) -> DigitalKey:
+    """The key for the one person who may use it; anyone else (the owner too) gets 404."""
+    if not user.is_authenticated:
+        raise Http404("No such key.")
+    return _one(_keys().filter(holder=user), public_id)
+
+
+def key_for_viewer(*, user: User, public_id: UUID | str) -> DigitalKey:
+    """The key for its holder, the car's owner, the renter who shared it, or staff; else 404."""
+    if not user.is_authenticated:
+        raise Http404("No such key.")
+    keys = _keys()
+    if not user.is_staff:
+        keys = keys.filter(Q(holder=user) | Q(car__owner=user) | Q(parent__holder=user))
+    return _one(keys, public_id)
+
+
+def keys_of_holder(
+    *, user: User, now: datetime.datetime | None = None
+) -> dict[str, list[DigitalKey]]:
+    """The person's keys: open now, coming up, and past (last 50)."""
+    now = now or timezone.now()
+    mine = _keys().filter(holder=user)
+    live = list(mine.filter(status__in=LIVE_STATUSES, lock_until__gt=now).order_by("valid_from"))
+    return {
+        "active": [k for k in live if k.valid_from <= now],
+        "upcoming": [k for k in live if k.valid_from > now],
+        "past": list(mine.exclude(pk__in=[k.pk for k in live]).order_by("-valid_until")[:50]),
+    }
+
+
+def keys_of_owner(*, user: User) -> QuerySet[DigitalKey]:
+    """Every key to the owner's cars, newest window first."""
+    return _keys().filter(car__owner=user).order_by("-valid_from")[:200]
+
+
+def keys_of_car(*, car_id: int) -> QuerySet[DigitalKey]:
+    return _keys().filter(car_id=car_id).order_by("-valid_from")
+
+
+def service_keys_of_car(*, car_id: int) -> QuerySet[DigitalKey]:
+    return _keys().filter(car_id=car_id, kind=KeyKind.SERVICE).order_by("-valid_from")[:50]
+
+
+def trip_key_for_booking(*, booking_id: int) -> DigitalKey | None:
+    return _keys().filter(booking_id=booking_id, kind=KeyKind.TRIP).first()
+
+
+def shared_keys_of(*, key: DigitalKey) -> QuerySet[DigitalKey]:
+    return _keys().filter(parent=key).order_by("valid_from", "pk")
+
+
+def key_open_for_status(user: User, car_id: int) -> bool:
+    """Registered with vehicles.selectors: a holder of a key open on the car now may see its
+    live status and position (not before the window, not after the grace)."""
+    now = timezone.now()
+    return DigitalKey.objects.filter(
+        holder=user, car_id=car_id, status=K.ACTIVE, valid_from__lte=now, lock_until__gt=now
+    ).exists()
+
+
+def audit_of_car(*, car_id: int, limit: int = 100) -> QuerySet[AuditEntry]:
+    """The car's audit log, newest first, for its owner and admins."""
+    return (
+        AuditEntry.objects.filter(car_id=car_id)
+        .select_related("actor", "key", "key__holder")
+        .order_by("-at", "-pk")[:limit]
+    )
+
+
+def overrides_during(*, key: DigitalKey) -> QuerySet[AuditEntry]:
+    """Owner unlocks during this key's window: shown to its holder."""
+    return (
+        AuditEntry.objects.filter(
+            car_id=key.car_id,
+            action=AuditAction.OVERRIDE_UNLOCK,
+            allowed=True,
+            at__gte=key.valid_from,
+            at__lt=key.lock_until,
+        )
+        .select_related("actor")
+        .order_by("-at")
+    )

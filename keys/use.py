@@ -1,0 +1,268 @@
+"""Using keys: a holder's lock and unlock, the system's unlock at a trip start, the owner's own
+commands (an unlock during someone else's trip only by a recorded override), the rate limits, and
+the check the vehicle worker makes right before it calls the car.
+
+Every attempt, allowed or denied, leaves an AuditEntry. An allowed one is recorded in the same
+transaction as its command in the outbox, so neither exists without the other; a denied one in
+a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
+from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
+from vehicles import commands as vehicle_commands
+from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
+
+K = KeyStatus
+ACTIONS = (CommandAction.LOCK, CommandAction.UNLOCK)
+
+
+# --- Windows --------------------------------------------------------------------------------
+
+
+def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyRefused | None:
+    """Why this key cannot `action` the car at `now` (None: it can), in the holder's words."""
+    car = key.car
+    if key.status == K.REVOKED:
+        return KeyRefused("key_not_active", _("This key was revoked."))
+    if key.status == K.EXPIRED:
+        return KeyRefused("key_not_active", _("This key has expired."))
+    if now < key.valid_from:
+        return KeyRefused(
+            "key_not_active",
+            _("This key works from %(at)s.") % {"at": local_time(car, key.valid_from)},
+        )
+    if action == CommandAction.UNLOCK and now >= key.valid_until:
+        if now < key.lock_until:
+            return KeyRefused(
+                "key_not_active",
+                _("The trip is over: you can only lock the car, until %(at)s.")
+                % {"at": local_time(car, key.lock_until)},
+            )
+        return KeyRefused("key_not_active", _("This key has expired."))
+    if action == CommandAction.LOCK and now >= key.lock_until:
+        return KeyRefused("key_not_active", _("This key has expired."))
+    return None  # issued keys inside their window are opened on first use (key_command)
+
+
+# --- Rate limits ----------------------------------------------------------------------------
+
+
+def _take(bucket: str, *, limit: int, window_s: int) -> int | None:
+    """Count one attempt in a fixed window in Redis; seconds to wait when over the limit."""
+    window = math.floor(timezone.now().timestamp() / window_s)
+    key = f"keys:rate:{bucket}:{window}"
+    cache.add(key, 0, timeout=window_s * 2)
+    if cache.incr(key) <= limit:
+        return None
+    return max(1, int((window + 1) * window_s - timezone.now().timestamp()))
+
+
+def _check_unlock_rate(*, user: User, car_id: int) -> None:
+    """Unlocks are rate-limited per person and per car: a stolen session or a stuck client
+    cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one)."""
+    person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
+    car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
+    wait = _take(f"user:{user.pk}", limit=person_limit, window_s=person_window)
+    wait = wait or _take(f"car:{car_id}", limit=car_limit, window_s=car_window)
+    if wait is not None:
+        raise KeyRefused(
+            "rate_limited",
+            _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": wait},
+            retry_after=wait,
+        )
+
+
+# --- A holder uses a key ----------------------------------------------------------------------
+
+
+def _reason_for(key: DigitalKey) -> str:
+    return CommandReason.SERVICE if key.kind == KeyKind.SERVICE else CommandReason.RENTER
+
+
+def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -> VehicleCommand:
+    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed."""
+    if action not in ACTIONS:
+        raise ValueError(f"Unknown action {action!r}")
+    try:
+        if key.holder_id != user.pk:
+            # Access selectors give strangers 404 before this; a guard for other callers.
+            raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
+        if action == CommandAction.UNLOCK:
+            _check_unlock_rate(user=user, car_id=key.car_id)
+        if refusal := key_refusal(key=key, action=action, now=timezone.now()):
+            raise refusal
+        return _key_command_record(key=key, user=user, action=action, via=via)
+    except KeyRefused as error:
+        audit_denied(car_id=key.car_id, key=key, actor=user, action=action, error=error, via=via)
+        raise
+
+
+@transaction.atomic(durable=True)
+def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
+    now = timezone.now()
+    current = DigitalKey.objects.select_for_update().select_related("car").get(pk=key.pk)
+    # The window may be open while the key clock has not come by yet.
+    current = key_open_on_first_use(key=current, actor=user)
+    if refusal := key_refusal(key=current, action=action, now=now):
+        raise refusal  # revoked or expired between the check and the lock
+    try:
+        command = vehicle_commands.vehicle_command_enqueue(
+            car_id=current.car_id,
+            action=action,
+            reason=_reason_for(current),
+            actor=user,
+            key_id=current.pk,
+        )
+    except vehicle_commands.CommandRefused as error:
+        raise KeyRefused(error.code, str(error)) from error
+    audit_record(
+        car_id=current.car_id,
+        key=current,
+        actor=user,
+        action=action,
+        via=via,
+        command_public_id=command.public_id,
+    )
+    return command
+
+
+def system_command(*, key: DigitalKey, action: str, reason: str) -> VehicleCommand | None:
+    """The trip clock's unlock at the start (or an end lock), inside the caller's transaction.
+    A car that lost its connection is recorded as a denied attempt, never an exception that
+    would undo the trip's move."""
+    try:
+        command = vehicle_commands.vehicle_command_enqueue(
+            car_id=key.car_id, action=action, reason=reason, actor=None, key_id=key.pk
+        )
+    except vehicle_commands.CommandRefused as error:
+        audit_record(
+            car_id=key.car_id,
+            key=key,
+            actor=None,
+            action=action,
+            code=error.code,
+            detail=str(error),
+            via="system",
+        )
+        return None
+    audit_record(
+        car_id=key.car_id,
+        key=key,
+        actor=None,
+        action=action,
+        via="system",
+        detail=reason,
+        command_public_id=command.public_id,
+    )
+    return command
+
+
+# --- The owner ------------------------------------------------------------------------------
+
+
+def car_key_in_use(*, car_id: int, now: datetime.datetime) -> DigitalKey | None:
+    """Someone else's key that is open on the car now (a trip or a service window)."""
+    return (
+        DigitalKey.objects.filter(
+            car_id=car_id,
+            status=K.ACTIVE,
+            kind__in=[KeyKind.TRIP, KeyKind.SERVICE],
+            valid_from__lte=now,
+            valid_until__gt=now,
+        )
+        .select_related("holder")
+        .first()
+    )
+
+
+def car_owner_command(
+    *, car: Car, user: User, action: str, override: bool = False, note: str = "", via: str = "web"
+) -> VehicleCommand:
+    """The owner locks their car at any time; unlocks it during someone else's trip or service
+    window only with `override`, which is recorded and shown to that key's holder."""
+    if action not in ACTIONS:
+        raise ValueError(f"Unknown action {action!r}")
+    audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
+    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
+    try:
+        if car.owner_id != user.pk and not user.is_staff:
+            raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
+        if action == CommandAction.UNLOCK:
+            if in_use is not None:
+                audited = AuditAction.OVERRIDE_UNLOCK
+                if not override or not note.strip():
+                    raise KeyRefused(
+                        "override_required",
+                        _(
+                            "%(name)s holds the key now. To unlock anyway, confirm the override "
+                            "and say why: %(name)s will see it."
+                        )
+                        % {"name": in_use.holder.get_short_name()},
+                    )
+            _check_unlock_rate(user=user, car_id=car.pk)
+        return _owner_command_record(
+            car=car, user=user, action=action, audited=audited, key=in_use, note=note, via=via
+        )
+    except KeyRefused as error:
+        audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
+        raise
+
+
+@transaction.atomic(durable=True)
+def _owner_command_record(
+    *,
+    car: Car,
+    user: User,
+    action: str,
+    audited: str,
+    key: DigitalKey | None,
+    note: str,
+    via: str,
+) -> VehicleCommand:
+    reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
+    try:
+        command = vehicle_commands.vehicle_command_enqueue(
+            car_id=car.pk, action=action, reason=reason, actor=user
+        )
+    except vehicle_commands.CommandRefused as error:
+        raise KeyRefused(error.code, str(error)) from error
+    audit_record(
+        car_id=car.pk,
+        key=key,
+        actor=user,
+        action=audited,
+        via=via,
+        detail=note.strip(),
+        command_public_id=command.public_id,
+    )
+    return command
+
+
+# --- The vehicle worker's last check --------------------------------------------------------
+
+
+def command_guard(command: VehicleCommand, now: datetime.datetime) -> str | None:
+    """Registered with vehicles.commands: may this command, asked under a key, still go? The
+    end lock always goes; anything else needs the key still open for its action right now."""
+    if command.reason in (CommandReason.TRIP_END, CommandReason.SERVICE_END):
+        return None
+    key = DigitalKey.objects.select_related("car").filter(pk=command.key_id).first()
+    if key is None:
+        return _("The key no longer exists.")
+    if key.status != K.ACTIVE:
+        refusal = key_refusal(key=key, action=command.action, now=now)
+        return str(refusal) if refusal else _("This key is not active.")
+    refusal = key_refusal(key=key, action=command.action, now=now)
+    return str(refusal) if refusal else None
