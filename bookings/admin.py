@@ -21,19 +21,7 @@ from django.utils import timezone
 
 from bookings import services
 from bookings.models import Booking, BookingEvent, CarBlock, Hold
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Inspection only: the services own every write to these rows."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
 
 
 class PeriodStartFilter(admin.SimpleListFilter):
@@ -74,18 +62,10 @@ class PeriodStartFilter(admin.SimpleListFilter):
         return queryset
 
 
-class BookingEventInline(admin.TabularInline):
+class BookingEventInline(ReadOnlyInline):
     model = BookingEvent
-    extra = 0
     fields = ["at", "actor", "old_status", "new_status", "reason"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class CancelWithReasonForm(forms.Form):

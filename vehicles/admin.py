@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
 from vehicles import commands
 from vehicles.models import (
     Car,
@@ -21,19 +22,6 @@ from vehicles.models import (
     VehicleConnection,
     VehicleStatus,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Inspection only: the services own every write to these rows."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _force_lock(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Car]) -> None:
@@ -136,18 +124,10 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
         )
 
 
-class VehicleCommandEventInline(admin.TabularInline):
+class VehicleCommandEventInline(ReadOnlyInline):
     model = VehicleCommandEvent
-    extra = 0
     fields = ["at", "old_status", "new_status", "note"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(VehicleCommand)

@@ -1,0 +1,158 @@
+"""Admin: keys with their history, the audit log and the end locks — all read-only.
+
+Nothing here assigns a status or writes an audit row directly: "Revoke with a reason" calls
+keys.services.key_revoke and "Lock the car now" keys.use.car_owner_command with the admin as
+the actor, so the rules, the event rows and the audit log hold for admins too. The audit log
+cannot be edited or deleted from here (nor anywhere: a database trigger refuses it).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
+from keys import services, use
+from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
+from vehicles.models import Car, CommandAction
+
+
+class KeyEventInline(ReadOnlyInline):
+    model = KeyEvent
+    fields = ["at", "actor", "old_status", "new_status", "reason"]
+    readonly_fields = fields
+
+
+class AuditEntryInline(ReadOnlyInline):
+    model = AuditEntry
+    fk_name = "key"
+    fields = ["at", "actor", "action", "allowed", "code", "detail", "via", "command_public_id"]
+    readonly_fields = fields
+    ordering = ["-at"]
+
+
+class RevokeWithReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded in the key's history and shown to its holder.",
+    )
+
+
+def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Car]) -> None:
+    queued = 0
+    for car in cars:
+        try:
+            use.car_owner_command(
+                car=car, user=request.user, action=CommandAction.LOCK, via="admin"
+            )
+        except services.KeyRefused as refusal:
+            modeladmin.message_user(request, f"{car}: {refusal}", messages.ERROR)
+        else:
+            queued += 1
+    if queued:
+        modeladmin.message_user(
+            request,
+            f"Lock queued for {queued} car(s); follow it under Vehicle commands.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(DigitalKey)
+class DigitalKeyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "public_id", "kind", "status", "car", "holder", "valid_from", "valid_until", "lock_until",
+    ]  # fmt: skip
+    list_filter = ["kind", "status", ("car", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["public_id", "holder__email", "holder__name", "car__licence_plate",
+                     "car__owner__email"]  # fmt: skip
+    list_select_related = ["car", "holder"]
+    date_hierarchy = "valid_from"
+    readonly_fields = [
+        "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id", "parent",
+        "valid_from", "valid_until", "lock_until", "note", "created_at", "activated_at",
+        "ended_at", "revoked_by", "revoke_reason",
+    ]  # fmt: skip
+    fields = readonly_fields
+    inlines = [KeyEventInline, AuditEntryInline]
+    actions = ["revoke_with_reason", "lock_cars"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("keys.change_digitalkey")
+
+    @admin.action(description="Revoke with a reason", permissions=["revoke"])
+    def revoke_with_reason(
+        self, request: HttpRequest, queryset: QuerySet[DigitalKey]
+    ) -> TemplateResponse | None:
+        form = RevokeWithReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            revoked = 0
+            for key in queryset.select_related("car", "parent"):
+                try:
+                    services.key_revoke(
+                        key=key, user=request.user, reason=form.cleaned_data["reason"], via="admin"
+                    )
+                except services.KeyRefused as refusal:
+                    self.message_user(request, f"{key}: {refusal}", messages.ERROR)
+                else:
+                    revoked += 1
+            if revoked:
+                self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke keys",
+            "opts": self.model._meta,
+            "keys": queryset.select_related("car", "holder"),
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "action": "revoke_with_reason",
+        }
+        return TemplateResponse(request, "admin/keys/digitalkey/revoke_with_reason.html", context)
+
+    @admin.action(description="Lock these keys' cars now", permissions=["revoke"])
+    def lock_cars(self, request: HttpRequest, queryset: QuerySet[DigitalKey]) -> None:
+        cars = {key.car_id: key.car for key in queryset.select_related("car")}
+        _lock_cars(self, request, list(cars.values()))
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Every attempt to use, share or revoke a key, allowed or denied. Read-only for everyone."""
+
+    list_display = ["at", "car", "actor", "action", "allowed", "code", "via", "key"]
+    list_filter = ["action", "allowed", "via", "code", ("car", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["actor__email", "car__licence_plate", "detail", "key__public_id"]
+    list_select_related = ["car", "actor", "key"]
+    date_hierarchy = "at"
+    readonly_fields = ["at", "car", "key", "actor", "action", "allowed", "code", "detail", "via",
+                       "command_public_id"]  # fmt: skip
+    fields = readonly_fields
+
+
+@admin.register(EndLock)
+class EndLockAdmin(ReadOnlyAdmin):
+    """Cars that must be locked at the end of a window; pending ones are still being retried."""
+
+    list_display = ["car", "status", "attempts", "alerts_sent", "last_problem", "created_at",
+                    "done_at"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["car__licence_plate", "car__owner__email"]
+    list_select_related = ["car"]
+    readonly_fields = ["key", "car", "status", "command", "attempts", "next_attempt_at",
+                       "alerts_sent", "last_alert_at", "last_problem", "created_at", "done_at"]  # fmt: skip
+    fields = readonly_fields
+    actions = ["lock_now"]
+
+    def has_lock_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("keys.change_digitalkey")
+
+    @admin.action(description="Lock these cars now", permissions=["lock"])
+    def lock_now(self, request: HttpRequest, queryset: QuerySet[EndLock]) -> None:
+        # A confirmed lock closes the end lock at the next sweep, like any other lock.
+        cars = {end_lock.car_id: end_lock.car for end_lock in queryset.select_related("car")}
+        _lock_cars(self, request, list(cars.values()))
