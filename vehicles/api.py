@@ -20,6 +20,7 @@ from django.forms import BaseForm
 from django.http import HttpRequest
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import AuthenticationError
+from pydantic import BaseModel
 
 from accounts.models import User
 from vehicles import forms, selectors, services
@@ -44,16 +45,23 @@ class ApiRequest(HttpRequest):
 # --- Output ---------------------------------------------------------------------------------
 
 
-class PhotoOut(Schema):
+class Out(BaseModel):
+    """Base of the output schemas: a plain pydantic model. Every view here hands them dicts
+    (_car_out), so ninja's Schema, which wraps each object it validates in a getter that reads
+    ORM attributes, only added work: about 1.3 ms of CPU for a page of 20 cars
+    (bench/README.md). The OpenAPI document is the same."""
+
+
+class PhotoOut(Out):
     url: str = Field(description="Absolute URL of the photo (JPEG, at most 1600 px a side).")
     thumbnail_url: str = Field(description="Absolute URL of a 480 by 320 JPEG crop.")
 
 
-class OwnerOut(Schema):
+class OwnerOut(Out):
     name: str = Field(description="The owner's first name; never an email address.")
 
 
-class ConnectionOut(Schema):
+class ConnectionOut(Out):
     provider: str = Field(description="The vehicle cloud, e.g. smartcar.")
     vehicle_id: str = Field(description="The vehicle's id at the vehicle cloud.")
     status: Literal["healthy", "unhealthy"] = Field(
@@ -61,7 +69,7 @@ class ConnectionOut(Schema):
     )
 
 
-class CarOut(Schema):
+class CarOut(Out):
     id: UUID = Field(description="The car's public id, as used in every URL.")
     make: str = Field(description="Make code, one of the supported makes.")
     make_name: str = Field(description="The make as people write it.")
@@ -111,14 +119,14 @@ class CarOut(Schema):
     )
 
 
-class CarPage(Schema):
+class CarPage(Out):
     count: int = Field(description="How many cars match, over all pages.")
     next: str | None = Field(description="URL of the next page, or null on the last one.")
     previous: str | None = Field(description="URL of the previous page, or null on the first.")
     results: list[CarOut]
 
 
-class PhotosOut(Schema):
+class PhotosOut(Out):
     photos: list[PhotoOut] = Field(description="The photos just added, in order.")
 
 

@@ -142,6 +142,10 @@ def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
         cars = cars.annotate(distance_km=_distance_km(lat, lng))
         if (radius := filters.get("radius_km")) is not None:
             cars = cars.filter(distance_km__lte=float(radius))
+    else:
+        # Every result has distance_km (None without a position): a template asking a car
+        # for a missing attribute costs a dir() of the model per card (bench/README.md).
+        cars = cars.annotate(distance_km=Value(None, output_field=FloatField()))
 
     sort = filters.get("sort") or ("distance" if lat is not None else "price")
     ordering = {

@@ -8,6 +8,7 @@ the Connect callback talks to the cloud in the request, outside any transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +25,7 @@ from django_htmx.http import trigger_client_event
 from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
 from vehicles import commands, connect, connections, provider, selectors, services
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
-from vehicles.models import Car, VehicleCommand
+from vehicles.models import Car, FuelType, Transmission, VehicleCommand
 
 CAR_PAGE = "vehicles/car_detail.html"
 # Tells the command history and the status panel that a command was asked for or finished.
@@ -39,8 +40,20 @@ def car_browse(request: HtmxRequest) -> HttpResponse:
         cars = selectors.cars_search(filters=form.cleaned_data)
         paginator = Paginator(cars, settings.CARSHARE_SEARCH_PAGE_SIZE)
         page = paginator.get_page(request.GET.get("page"))  # garbage → 1, too high → last
+        _label_choices(page.object_list)
     context = {"form": form, "page": page}
     return render_page_or_partial(request, "vehicles/car_browse.html", "car-results", context)
+
+
+def _label_choices(cars: Iterable[Car]) -> None:
+    """Give each card its fuel and transmission labels, translated once per request: the
+    cards used get_FOO_display(), which translates every choice's label to find one, for each
+    card (about 100 translations a page; bench/README.md). Same text, same fallback."""
+    fuel_labels = {value: str(label) for value, label in FuelType.choices}
+    transmission_labels = {value: str(label) for value, label in Transmission.choices}
+    for car in cars:
+        car.fuel_type_label = fuel_labels.get(car.fuel_type, car.fuel_type)  # type: ignore[attr-defined]
+        car.transmission_label = transmission_labels.get(car.transmission, car.transmission)  # type: ignore[attr-defined]
 
 
 def car_detail(request: HtmxRequest, public_id: UUID) -> HttpResponse:

@@ -212,3 +212,41 @@ def test_search_form_selects_render_as_djangos_select(data: dict[str, str]) -> N
         finally:
             widget.__class__ = QuickSelect
         assert quick == django_html
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {
+            "city": "Amsterdam",
+            "available_from": "2030-05-01T10:00",
+            "available_to": "2030-05-02T10:00",
+        },
+        {"city": 'Den "Haag" <b>', "instant_book": "on", "seats": "7", "min_price": "3.5"},
+        {"lat": "abc", "lng": "4.89", "radius_km": "0", "seats": "12", "max_price": "-1"},
+        {"lat": "52.37"},  # a form-wide error
+        {"available_from": "2030-05-01T10:00", "available_to": "2030-05-01T09:00", "sort": "x"},
+    ],
+)
+@pytest.mark.parametrize("bound", [True, False])
+def test_search_form_renders_as_djangos_templates(data: dict[str, str], bound: bool) -> None:
+    """The search form renders its fields through QuickFormRenderer (Python, for speed): every
+    field group, label, input, help text and error list must be what Django's own templates
+    make."""
+    from django.forms.renderers import DjangoTemplates
+
+    quick = CarSearchForm(data) if bound else CarSearchForm()
+    django = (
+        CarSearchForm(data, renderer=DjangoTemplates())
+        if bound
+        else CarSearchForm(renderer=DjangoTemplates())
+    )
+    quick.is_valid()
+    django.is_valid()
+    for name in quick.fields:
+        assert str(quick[name].as_field_group()) == str(django[name].as_field_group()), name
+        assert str(quick[name].label_tag()) == str(django[name].label_tag()), name
+        assert str(quick[name].errors) == str(django[name].errors), name
+    assert str(quick.non_field_errors()) == str(django.non_field_errors())
+    assert str(quick) == str(django)  # the whole form, through Django's div.html

@@ -12,7 +12,7 @@ from django.urls import reverse
 from bookings import services as services_bookings
 from tests.factories import CarFactory, make_image_upload
 from tests.vehicles.helpers import car_form_data, stored_bytes, stored_image
-from vehicles import services
+from vehicles import selectors, services
 from vehicles.forms import CarSearchForm
 from vehicles.models import Car
 
@@ -455,3 +455,27 @@ def test_browse_by_dates_query_count_does_not_grow_with_results(
     html = response.content.decode()
     assert f"{cars} cars found" in html
     assert html.count('class="card"') == min(cars, 12)
+
+
+def test_browse_by_dates_works_inside_another_query(owner):
+    """The availability test is SQL written against the outer car's columns: it must still
+    point at the right car when the search becomes a subquery (its aliases are renamed)."""
+    start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
+    taken, free = CarFactory(owner=owner, model="Taken"), CarFactory(owner=owner, model="Free")
+    services_bookings.block_create(
+        car=taken, user=owner, starts_at=start + HOUR, ends_at=start + 2 * HOUR
+    )
+    form = CarSearchForm({"available_from": "2030-05-01T10:00", "available_to": "2030-05-01T14:00"})
+    assert form.is_valid(), form.errors
+    found = selectors.cars_search(filters=form.cleaned_data)
+    assert list(found) == [free]
+    outer = Car.objects.filter(pk__in=found.values("pk")).exclude(pk__in=found.values("pk"))
+    assert list(Car.objects.filter(pk__in=found.values("pk"))) == [free]
+    assert not outer.exists()
+
+
+def test_browse_cards_name_fuel_and_transmission(client):
+    CarFactory(fuel_type="electric", transmission="automatic")
+    html = client.get(BROWSE).content.decode()
+    assert "<li>Electric</li>" in html
+    assert "<li>Automatic</li>" in html
