@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from accounts.models import User
 from bookings import forms, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
+from carshare import times
 from vehicles import api as vehicles_api
 from vehicles import selectors as vehicle_selectors
 from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
@@ -41,51 +42,17 @@ B = BookingStatus
 CONFLICT_CODES = {"not_available", "not_allowed"}
 AVAILABILITY_DEFAULT_DAYS = 31
 AVAILABILITY_MAX_DAYS = 92  # about a quarter: what a calendar shows, and a bounded query
-# Far beyond any trip, yet far from datetime's limits, so adding a buffer or a price window to a
-# parsed time can never overflow into a 500.
-EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-LATEST = datetime.datetime(2101, 1, 1, tzinfo=datetime.UTC)  # as the page forms: 2000 to 2100
-ISO_EXAMPLE = "2026-07-01T10:00:00+02:00"
 
 
 # --- Times ----------------------------------------------------------------------------------
 
 
-def _aware_utc(value: object) -> datetime.datetime:
-    """An ISO-8601 string with an offset (or Z), as a UTC datetime. A naive time is refused:
-    the API cannot know which zone the client meant, and guessing moves a trip by hours."""
-    if isinstance(value, datetime.datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise PydanticCustomError(
-                "datetime_format", f"Give an ISO-8601 date and time, e.g. {ISO_EXAMPLE}."
-            ) from None
-    else:
-        raise PydanticCustomError(
-            "datetime_type", f"Give an ISO-8601 date and time as a string, e.g. {ISO_EXAMPLE}."
-        )
-    if parsed.utcoffset() is None:
-        raise PydanticCustomError(
-            "timezone_required",
-            f"An offset is required: end the time with Z or +hh:mm, e.g. {ISO_EXAMPLE}.",
-        )
-    try:
-        utc = parsed.astimezone(datetime.UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not EARLIEST <= utc < LATEST:
-        raise PydanticCustomError("datetime_range", "Give a time between 2000 and 2100.")
-    return utc
-
-
-AwareDatetime = Annotated[datetime.datetime, BeforeValidator(_aware_utc)]
+AwareDatetime = times.AwareDatetime
+ISO_EXAMPLE = times.ISO_EXAMPLE
 
 
 def _query_time(value: object) -> datetime.datetime | None:
-    """_aware_utc for a query parameter, where empty means "not given". An unescaped `+` in a
+    """times.aware_utc for a query parameter, where empty means "not given". An unescaped `+` in a
     query string arrives as a space: `…T10:00:00 02:00` meant `+02:00`, so put it back rather
     than refuse a time the client wrote correctly."""
     if value is None or value == "":
@@ -94,7 +61,7 @@ def _query_time(value: object) -> datetime.datetime | None:
         text = value.strip()
         if len(text) > 6 and text[-6] == " " and text[-5:-3].isdigit() and text[-3] == ":":
             value = f"{text[:-6]}+{text[-5:]}"
-    return _aware_utc(value)
+    return times.aware_utc(value)
 
 
 QueryDatetime = Annotated[datetime.datetime | None, BeforeValidator(_query_time)]
