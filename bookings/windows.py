@@ -1,4 +1,4 @@
-"""Service windows in the car's calendar: what bookings offers keys (keys.services.WindowHolds).
+"""Service windows in the car's calendar: what bookings offers keys (keys.grants.WindowHolds).
 
 A service key's window takes the car like an owner block: one Hold row carrying the key's id,
 under the same exclusion constraint as trips and blocks. Keys sits below bookings, so bookings

@@ -1,7 +1,7 @@
 """Admin: keys with their history, the audit log and the end locks — all read-only.
 
 Nothing here assigns a status or writes an audit row directly: "Revoke with a reason" calls
-keys.services.key_revoke and "Lock the car now" keys.use.car_owner_command with the admin as
+keys.grants.key_revoke and "Lock the car now" keys.use.car_owner_command with the admin as
 the actor, so the rules, the event rows and the audit log hold for admins too. The audit log
 cannot be edited or deleted from here (nor anywhere: a database trigger refuses it).
 """
@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
-from keys import services, use
+from keys import grants, services, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from vehicles.models import Car, CommandAction
 
@@ -93,7 +93,7 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
             revoked = 0
             for key in queryset.select_related("car", "parent"):
                 try:
-                    services.key_revoke(
+                    grants.key_revoke(
                         key=key, user=request.user, reason=form.cleaned_data["reason"], via="admin"
                     )
                 except services.KeyRefused as refusal:

@@ -12,4 +12,5 @@ class KeysConfig(AppConfig):
         from vehicles import selectors as vehicle_selectors
 
         commands.register_command_guard(use.command_guard)
+        commands.register_command_observer(use.audit_unkeyed_command)
         vehicle_selectors.register_status_viewer_check(selectors.key_open_for_status)

@@ -48,15 +48,16 @@ def end_lock_begin(*, key: DigitalKey, reason: str) -> EndLock:
     if existing is not None:
         return existing
     now = timezone.now()
-    command = use.system_command(key=key, action=CommandAction.LOCK, reason=reason)
-    return EndLock.objects.create(
-        key=key,
-        car_id=key.car_id,
-        command=command,
-        attempts=1,
-        next_attempt_at=now + RETRY_EVERY,
-        last_problem="" if command else "The car is not connected to its vehicle cloud.",
+    # The row first, then its LOCK: the sweep counts locks requested since created_at, and the
+    # first one must be among them.
+    end_lock = EndLock.objects.create(
+        key=key, car_id=key.car_id, attempts=1, next_attempt_at=now + RETRY_EVERY
     )
+    end_lock.command = use.system_command(key=key, action=CommandAction.LOCK, reason=reason)
+    if end_lock.command is None:
+        end_lock.last_problem = "The car is not connected to its vehicle cloud."
+    end_lock.save(update_fields=["command", "last_problem"])
+    return end_lock
 
 
 def end_locks_pending(*, limit: int = 500) -> list[int]:
@@ -98,7 +99,9 @@ def _taken_over(end_lock: EndLock, now: datetime.datetime) -> str:
         status=KeyStatus.ACTIVE,
         kind__in=[KeyKind.TRIP, KeyKind.SERVICE],
         valid_from__lte=now,
-        created_at__gte=key.created_at,
+        # A window that opened after this one, whenever it was booked: a cleaning booked
+        # before the trip takes over from the trip's end lock just the same.
+        valid_from__gt=key.valid_from,
     ).exclude(pk=key.pk)
     if key.booking_id is not None:
         next_window = next_window.exclude(booking_id=key.booking_id)

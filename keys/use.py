@@ -124,6 +124,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
             reason=_reason_for(current),
             actor=user,
             key_id=current.pk,
+            audited=True,
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -144,7 +145,7 @@ def system_command(*, key: DigitalKey, action: str, reason: str) -> VehicleComma
     would undo the trip's move."""
     try:
         command = vehicle_commands.vehicle_command_enqueue(
-            car_id=key.car_id, action=action, reason=reason, actor=None, key_id=key.pk
+            car_id=key.car_id, action=action, reason=reason, actor=None, key_id=key.pk, audited=True
         )
     except vehicle_commands.CommandRefused as error:
         audit_record(
@@ -234,7 +235,7 @@ def _owner_command_record(
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
     try:
         command = vehicle_commands.vehicle_command_enqueue(
-            car_id=car.pk, action=action, reason=reason, actor=user
+            car_id=car.pk, action=action, reason=reason, actor=user, audited=True
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -248,6 +249,21 @@ def _owner_command_record(
         command_public_id=command.public_id,
     )
     return command
+
+
+def audit_unkeyed_command(command: VehicleCommand) -> None:
+    """Registered with vehicles.commands: a lock or unlock asked for without going through
+    this module (the owner's "Lock now" on the car page or in the API, an admin's force lock)
+    is audited too, in the command's own transaction."""
+    audit_record(
+        car_id=command.car_id,
+        key=None,
+        actor=command.actor,
+        action=command.action,
+        via="admin" if command.reason == CommandReason.ADMIN else "owner",
+        detail=command.get_reason_display(),
+        command_public_id=command.public_id,
+    )
 
 
 # --- The vehicle worker's last check --------------------------------------------------------

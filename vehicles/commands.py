@@ -154,11 +154,18 @@ def vehicle_command_request(
 
 
 def vehicle_command_enqueue(
-    *, car_id: int, action: str, reason: str, actor: User | None, key_id: int | None = None
+    *,
+    car_id: int,
+    action: str,
+    reason: str,
+    actor: User | None,
+    key_id: int | None = None,
+    audited: bool = False,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
     unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
-    both happen or neither does. Sent once that transaction commits."""
+    both happen or neither does. Sent once that transaction commits. `audited`: the caller
+    records the attempt in the keys audit log itself; otherwise the registered observer does."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("vehicle_command_enqueue() needs the calling service's transaction")
     if action not in CommandAction.values or reason not in CommandReason.values:
@@ -202,8 +209,22 @@ def vehicle_command_enqueue(
     )
     for pk in older:
         _command_move(pk, C.SUPERSEDED, f"replaced by {command.public_id}")
+    if not audited and _command_observer is not None:
+        _command_observer(command)
     _dispatch(command.pk)
     return command
+
+
+# Every lock and unlock of a car goes into the keys app's audit log, including the owner's own
+# "Lock now" and an admin's force lock, which do not go through a key. Keys registers the
+# observer (one slot); it runs inside the command's transaction.
+CommandObserver = Callable[[VehicleCommand], None]
+_command_observer: CommandObserver | None = None
+
+
+def register_command_observer(fn: CommandObserver) -> None:
+    global _command_observer  # a one-slot registry, set once at start-up
+    _command_observer = fn
 
 
 # --- Who may still send a command under a digital key ---------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
-from keys import services
+from keys import grants
 from keys.models import AuditEntry, DigitalKey, KeyStatus
 from tests.factories import RenterFactory, UserFactory
 from vehicles.models import VehicleCommand
@@ -31,7 +31,7 @@ def admin_client(client, admin_user):
 def shared_key(active_booking, renter) -> DigitalKey:
     trip_key = DigitalKey.objects.get(booking_id=active_booking.pk, kind="trip")
     co_driver = RenterFactory(email="co@example.test")
-    return services.key_share(key=trip_key, user=renter, email=co_driver.email)
+    return grants.key_share(key=trip_key, user=renter, email=co_driver.email)
 
 
 def test_lists_and_pages_open_for_admins(admin_client, shared_key):

@@ -1,0 +1,412 @@
+"""Giving keys and taking them back: a renter shares the trip key with a co-driver, an owner
+gives a technician a service key for a window, and keys are revoked.
+
+A service key's window holds the car like an owner block. Bookings owns the Hold table and sits
+above keys, so it hands keys a WindowHolds (register_window_holds, from its AppConfig.ready()).
+Every refusal is audited like any other attempt; every move goes through services._key_move().
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from allauth.account.models import EmailAddress
+from django.db import IntegrityError, OperationalError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from keys import endlocks, tasks
+from keys.models import LIVE_STATUSES, AuditAction, DigitalKey, KeyKind, KeyStatus
+from keys.services import (
+    KeyRefused,
+    _create_key,
+    _key_move,
+    audit_denied,
+    audit_record,
+    local_time,
+    lock_grace,
+)
+from vehicles.models import Car
+
+K = KeyStatus
+MAX_SHARED_KEYS_PER_TRIP = 5
+MAX_SERVICE_WINDOW = datetime.timedelta(days=14)
+KEY_CLOCK_HORIZON = datetime.timedelta(hours=1)
+
+
+# --- Shared keys ----------------------------------------------------------------------------
+
+
+def _user_by_email(email: str) -> User | None:
+    return User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+
+
+def _has_verified_email(user: User) -> bool:
+    return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
+
+
+def _window_within(
+    key: DigitalKey, starts_at: datetime.datetime | None, ends_at: datetime.datetime | None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    start = starts_at or key.valid_from
+    end = ends_at or key.valid_until
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise ValueError("Key windows must be timezone-aware.")
+    if end <= start:
+        raise KeyRefused("invalid_window", _("The key must end after it starts."))
+    if start < key.valid_from or end > key.valid_until:
+        raise KeyRefused(
+            "invalid_window",
+            _("A shared key must fit inside the trip (%(start)s to %(end)s).")
+            % {
+                "start": local_time(key.car, key.valid_from),
+                "end": local_time(key.car, key.valid_until),
+            },
+        )
+    if end <= timezone.now():
+        raise KeyRefused("invalid_window", _("That time is already over."))
+    return start, end
+
+
+def _check_share(
+    *,
+    key: DigitalKey,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime | None,
+    ends_at: datetime.datetime | None,
+) -> tuple[User, datetime.datetime, datetime.datetime]:
+    if key.holder_id != user.pk or key.kind != KeyKind.TRIP:
+        raise KeyRefused("not_allowed", _("Only the renter can share a trip key."))
+    if key.status not in LIVE_STATUSES or key.valid_until <= timezone.now():
+        raise KeyRefused("key_not_active", _("This trip is over; its key can't be shared."))
+    start, end = _window_within(key, starts_at, ends_at)
+    co_driver = _user_by_email(email)
+    if co_driver is None:
+        raise KeyRefused(
+            "no_such_user",
+            _("Nobody with that email has a carshare account; ask them to sign up first."),
+        )
+    if co_driver.pk == user.pk:
+        raise KeyRefused("not_eligible", _("You already hold this trip's key."))
+    if co_driver.pk == key.car.owner_id:
+        raise KeyRefused("not_eligible", _("The owner doesn't need a key to their own car."))
+    if not _has_verified_email(co_driver):
+        raise KeyRefused("not_eligible", _("Your co-driver must verify their email address first."))
+    last_day = end.astimezone(ZoneInfo(key.car.time_zone)).date()
+    if not co_driver.has_valid_licence(through=last_day):
+        raise KeyRefused(
+            "not_eligible",
+            _(
+                "Your co-driver needs a driving licence on carshare valid through the end of the trip."
+            ),
+        )
+    shared = DigitalKey.objects.filter(parent=key, status__in=LIVE_STATUSES)
+    if shared.filter(holder=co_driver).exists():
+        raise KeyRefused("not_eligible", _("This person already has a key for this trip."))
+    if shared.count() >= MAX_SHARED_KEYS_PER_TRIP:
+        raise KeyRefused(
+            "not_eligible",
+            _("A trip can have at most %(n)s co-drivers.") % {"n": MAX_SHARED_KEYS_PER_TRIP},
+        )
+    return co_driver, start, end
+
+
+def key_share(
+    *,
+    key: DigitalKey,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime | None = None,
+    ends_at: datetime.datetime | None = None,
+    via: str = "web",
+) -> DigitalKey:
+    """The renter gives a co-driver a key for all or part of the trip; it ends with the trip.
+    A refusal is audited like any other attempt."""
+    try:
+        return _key_share_apply(
+            key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at, via=via
+        )
+    except KeyRefused as error:
+        audit_denied(
+            car_id=key.car_id, key=key, actor=user, action=AuditAction.SHARE, error=error, via=via
+        )
+        raise
+
+
+@transaction.atomic(durable=True)
+def _key_share_apply(
+    *,
+    key: DigitalKey,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime | None,
+    ends_at: datetime.datetime | None,
+    via: str,
+) -> DigitalKey:
+    key = DigitalKey.objects.select_for_update().select_related("car").get(pk=key.pk)
+    co_driver, start, end = _check_share(
+        key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at
+    )
+    shared = _create_key(
+        actor=user,
+        reason=_("Shared by %(name)s") % {"name": user.get_short_name()},
+        kind=KeyKind.SHARED,
+        car=key.car,
+        holder=co_driver,
+        issued_by=user,
+        booking_id=key.booking_id,
+        parent=key,
+        valid_from=start,
+        valid_until=end,
+        lock_until=min(key.lock_until, end + lock_grace()),
+    )
+    if key.status == K.ACTIVE and start <= timezone.now():
+        shared = (
+            _key_move(shared, K.ACTIVE, actor=user, reason=_("Shared during the trip")) or shared
+        )
+    audit_record(
+        car_id=key.car_id,
+        key=shared,
+        actor=user,
+        action=AuditAction.SHARE,
+        via=via,
+        detail=f"to {co_driver.email}",
+    )
+    tasks.send_key_email.delay_on_commit(key_id=shared.pk, kind="issued")
+    return shared
+
+
+# --- Service keys -----------------------------------------------------------------------------
+
+
+class WindowHolds(Protocol):
+    """What bookings offers keys: reserve a service window against trips and blocks."""
+
+    def is_free(
+        self, *, car_id: int, starts_at: datetime.datetime, ends_at: datetime.datetime
+    ) -> bool: ...
+
+    def reserve(
+        self, *, car_id: int, key_id: int, starts_at: datetime.datetime, ends_at: datetime.datetime
+    ) -> None: ...
+
+    def release(self, *, key_id: int) -> None: ...
+
+    def is_conflict(self, error: IntegrityError) -> bool: ...
+
+
+_window_holds: WindowHolds | None = None
+
+
+def register_window_holds(holds: WindowHolds) -> None:
+    """bookings registers itself from its AppConfig.ready() (one slot; again replaces it)."""
+    global _window_holds  # a one-slot registry, set once at start-up
+    _window_holds = holds
+
+
+def _holds() -> WindowHolds:
+    if _window_holds is None:
+        raise RuntimeError("Service windows need the bookings app (its ready() registers holds).")
+    return _window_holds
+
+
+DEADLOCK = "40P01"  # SQLSTATE deadlock_detected
+NOT_AVAILABLE = _("The car is booked or blocked for part of that time.")
+
+
+def _check_service_key(
+    *, car: Car, user: User, email: str, starts_at: datetime.datetime, ends_at: datetime.datetime
+) -> User:
+    if car.owner_id != user.pk and not user.is_staff:
+        raise KeyRefused("not_allowed", _("Only the car's owner can give out service keys."))
+    if timezone.is_naive(starts_at) or timezone.is_naive(ends_at):
+        raise ValueError("Key windows must be timezone-aware.")
+    if ends_at <= starts_at:
+        raise KeyRefused("invalid_window", _("The key must end after it starts."))
+    if ends_at <= timezone.now():
+        raise KeyRefused("invalid_window", _("That time is already over."))
+    if ends_at - starts_at > MAX_SERVICE_WINDOW:
+        raise KeyRefused("invalid_window", _("A service key lasts at most 14 days."))
+    technician = _user_by_email(email)
+    if technician is None:
+        raise KeyRefused(
+            "no_such_user",
+            _("Nobody with that email has a carshare account; ask them to sign up first."),
+        )
+    if technician.pk == car.owner_id:
+        raise KeyRefused("not_eligible", _("You don't need a key to your own car."))
+    if not _has_verified_email(technician):
+        raise KeyRefused("not_eligible", _("The technician must verify their email address first."))
+    return technician
+
+
+def service_key_issue(
+    *,
+    car: Car,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime,
+    ends_at: datetime.datetime,
+    note: str = "",
+    via: str = "web",
+) -> DigitalKey:
+    """The owner gives a technician a key for a window, which no trip may overlap. A refusal
+    is audited like any other attempt."""
+    try:
+        return _service_key_issue(
+            car=car,
+            user=user,
+            email=email,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            note=note,
+            via=via,
+        )
+    except KeyRefused as error:
+        audit_denied(
+            car_id=car.pk,
+            key=None,
+            actor=user,
+            action=AuditAction.ISSUE_SERVICE,
+            error=error,
+            via=via,
+        )
+        raise
+
+
+def _service_key_issue(
+    *,
+    car: Car,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime,
+    ends_at: datetime.datetime,
+    note: str,
+    via: str,
+) -> DigitalKey:
+    technician = _check_service_key(
+        car=car, user=user, email=email, starts_at=starts_at, ends_at=ends_at
+    )
+    holds = _holds()
+    if not holds.is_free(car_id=car.pk, starts_at=starts_at, ends_at=ends_at):
+        raise KeyRefused("not_available", NOT_AVAILABLE)
+    try:
+        return _service_key_insert(
+            car=car,
+            user=user,
+            technician=technician,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            note=note,
+            via=via,
+        )
+    except IntegrityError as error:
+        # A booking won the race between the check and the insert: the exclusion constraint
+        # refused the window's hold, and the whole transaction rolled back.
+        if holds.is_conflict(error):
+            raise KeyRefused("not_available", NOT_AVAILABLE) from error
+        raise
+    except OperationalError as error:
+        # Two inserters of overlapping holds can each wait for the other's uncommitted row;
+        # PostgreSQL aborts one of them. The window is contested: say so.
+        if getattr(error.__cause__, "sqlstate", None) == DEADLOCK:
+            raise KeyRefused("not_available", NOT_AVAILABLE) from error
+        raise
+
+
+@transaction.atomic(durable=True)
+def _service_key_insert(
+    *,
+    car: Car,
+    user: User,
+    technician: User,
+    starts_at: datetime.datetime,
+    ends_at: datetime.datetime,
+    note: str,
+    via: str,
+) -> DigitalKey:
+    key = _create_key(
+        actor=user,
+        reason=note or _("Service"),
+        kind=KeyKind.SERVICE,
+        car=car,
+        holder=technician,
+        issued_by=user,
+        valid_from=starts_at,
+        valid_until=ends_at,
+        lock_until=ends_at + lock_grace(),
+        note=note[:200],
+    )
+    _holds().reserve(car_id=car.pk, key_id=key.pk, starts_at=starts_at, ends_at=ends_at)
+    if ends_at - timezone.now() <= KEY_CLOCK_HORIZON:
+        tasks.end_service_window.apply_async_on_commit(kwargs={"key_id": key.pk}, eta=ends_at)
+    audit_record(
+        car_id=car.pk,
+        key=key,
+        actor=user,
+        action=AuditAction.ISSUE_SERVICE,
+        via=via,
+        detail=f"to {technician.email}",
+    )
+    tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="issued")
+    return key
+
+
+# --- Revoking -------------------------------------------------------------------------------
+
+
+def _may_revoke(key: DigitalKey, user: User) -> bool:
+    if user.is_staff:
+        return True
+    if key.kind == KeyKind.SHARED:
+        # The renter who shared it, or the co-driver handing it back.
+        return user.pk in (key.holder_id, key.parent.holder_id if key.parent else None)
+    if key.kind == KeyKind.SERVICE:
+        return user.pk == key.car.owner_id
+    return False  # a trip key ends with its booking: cancel the booking instead
+
+
+def key_revoke(*, key: DigitalKey, user: User, reason: str = "", via: str = "web") -> DigitalKey:
+    """Take a key back now: shared keys (renter), service keys (owner), any key (admin)."""
+    key = DigitalKey.objects.select_related("car", "parent").get(pk=key.pk)
+    if not _may_revoke(key, user):
+        error = KeyRefused("not_allowed", _("You can't revoke this key."))
+        audit_denied(
+            car_id=key.car_id, key=key, actor=user, action=AuditAction.REVOKE, error=error, via=via
+        )
+        raise error
+    return _key_revoke_apply(key=key, user=user, reason=reason, via=via)
+
+
+@transaction.atomic(durable=True)
+def _key_revoke_apply(*, key: DigitalKey, user: User, reason: str, via: str) -> DigitalKey:
+    was_active = key.status == K.ACTIVE
+    reason = reason or _("Revoked by %(name)s") % {"name": user.get_short_name()}
+    revoked = _key_move(
+        key, K.REVOKED, actor=user, reason=reason, revoked_by=user, revoke_reason=reason[:200]
+    )
+    if revoked is None:
+        raise KeyRefused("key_not_active", _("This key has already ended."))
+    for shared in DigitalKey.objects.filter(parent=key, status__in=LIVE_STATUSES).order_by("pk"):
+        _key_move(
+            shared,
+            K.REVOKED,
+            actor=user,
+            reason=reason,
+            revoked_by=user,
+            revoke_reason=reason[:200],
+        )
+    if key.kind == KeyKind.SERVICE:
+        _holds().release(key_id=key.pk)  # the rest of the window is free for trips again
+        if was_active:
+            endlocks.end_lock_begin(key=revoked, reason="service_end")
+    elif key.kind == KeyKind.TRIP and was_active:
+        endlocks.end_lock_begin(key=revoked, reason="trip_end")
+    audit_record(car_id=key.car_id, key=key, actor=user, action=AuditAction.REVOKE, via=via)
+    if key.kind != KeyKind.TRIP and user.pk != key.holder_id:
+        tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="revoked")
+    return revoked
