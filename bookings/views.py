@@ -30,6 +30,8 @@ from accounts.models import User
 from bookings import forms, ical, pricing, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingStatus, CarBlock
 from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
+from keys import selectors as key_selectors
+from keys import views as key_views
 from vehicles import selectors as car_selectors
 from vehicles.models import Car
 
@@ -271,11 +273,24 @@ def _booking_page(
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     context = _booking_detail_context(request.user, booking) | (extra or {})
+    if not request.htmx:
+        context |= _key_panel_context(request.user, booking)
     if partial:
         return render_page_or_partial(request, BOOKING_PAGE, partial, context)
     response = render(request, BOOKING_PAGE, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _key_panel_context(user: User, booking: Booking) -> dict[str, Any]:
+    """The renter's digital key on the trip page (Unlock, Lock, co-drivers) while it lives; the
+    keys app renders it, and its buttons post to the keys app."""
+    if booking.renter_id != user.pk:
+        return {}
+    key = key_selectors.trip_key_for_booking(booking_id=booking.pk)
+    if key is None or not key.is_live:
+        return {}
+    return key_views.key_panel_context(user=user, key=key)
 
 
 def _booking_detail_context(user: User, booking: Booking) -> dict[str, Any]:

@@ -36,6 +36,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("vehicles.urls")),
     path("", include("bookings.urls")),
+    path("keys/", include("keys.urls")),
 ]
 
 if settings.SERVE_MEDIA:

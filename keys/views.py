@@ -1,0 +1,439 @@
+"""Key pages: my keys, a key's page (Unlock and Lock with live progress, the car's live status
+for an open key, sharing a trip key, the history), and the owner's "Keys and access" panel of a
+car (service keys, every key, an unlock with override, the audit log).
+
+The key panel is shared by the key's page and the renter's trip page (bookings renders it with
+key_panel_context), so its regions live in keys/_key_panel.html rather than inside one page: an
+htmx request gets that region, a normal one is redirected to the key's page (POST/redirect/GET)
+or gets the page with the form errors. Refusals (KeyRefused) are shown, never a 500.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from accounts.models import User
+from carshare.http import AuthedHtmxRequest, render_page_or_partial
+from keys import grants, selectors, use
+from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
+from keys.models import DigitalKey, KeyKind, KeyStatus
+from keys.services import KeyRefused
+from vehicles import commands as vehicle_commands
+from vehicles import selectors as car_selectors
+from vehicles import views as vehicle_views
+from vehicles.models import Car, CommandAction, VehicleCommand
+
+KEY_PAGE = "keys/key_detail.html"
+KEY_PANEL = "keys/_key_panel.html"
+COMMAND_FRAGMENT = "keys/_command.html"
+CAR_KEYS_PAGE = "keys/car_keys.html"
+# Tells the live status and the audit log that a command was asked for or finished; the owner's
+# car page listens for the vehicles app's event (its status and command history).
+COMMAND_EVENT = "key-command-changed"
+COMMAND_EVENTS = (COMMAND_EVENT, vehicle_views.COMMAND_EVENT)
+# Before its window opens, the panel looks again every 30 s (so the buttons wake up on time), but
+# only this close to the opening: a page left open days ahead need not poll.
+PANEL_REFRESH_AHEAD = datetime.timedelta(hours=1)
+CAR_KEYS_SHOWN = 20
+AUDIT_SHOWN = 50
+
+
+def _fragment(request: AuthedHtmxRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # a cached fragment must never pose as a page
+    return response
+
+
+# --- My keys ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def key_list(request: AuthedHtmxRequest) -> HttpResponse:
+    groups = selectors.keys_of_holder(user=request.user)
+    context = {**groups, "owned": list(selectors.keys_of_owner(user=request.user))}
+    return render(request, "keys/key_list.html", context)
+
+
+# --- A key's page and its panel -----------------------------------------------------------------
+
+
+def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
+    """What the key panel shows to `user` (its holder gets the buttons): the trip page renders it
+    too. The reasons come from the same rule the services apply when a button is pressed."""
+    now = timezone.now()
+    is_holder = key.holder_id == user.pk
+    unlock_refusal = use.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    lock_refusal = use.key_refusal(key=key, action=CommandAction.LOCK, now=now)
+    is_open = lock_refusal is None
+    shares_trip = is_holder and key.kind == KeyKind.TRIP
+    context: dict[str, Any] = {
+        "key": key,
+        "car": key.car,
+        "is_holder": is_holder,
+        "unlock_refusal": str(unlock_refusal or ""),
+        "lock_refusal": str(lock_refusal or ""),
+        "overrides": list(selectors.overrides_during(key=key)),
+        "refresh_panel": is_holder
+        and key.is_live
+        and lock_refusal is not None
+        and key.valid_from - now <= PANEL_REFRESH_AHEAD,
+        "can_share": shares_trip and key.is_live and key.valid_until > now,
+        "shared_keys": list(selectors.shared_keys_of(key=key)) if shares_trip else [],
+        "share_form": KeyShareForm(car=key.car),
+        "command": None,
+        "live": is_holder and is_open,
+    }
+    if is_holder:
+        # A press answered by a redirect (no JavaScript): its progress, until it is done.
+        context["command"] = next(
+            (
+                c
+                for c in vehicle_commands.commands_for_car(car_id=key.car_id)
+                if c.key_id == key.pk and c.actor_id == user.pk and c.is_pending
+            ),
+            None,
+        )
+    if context["live"]:
+        context |= _live_status_context(user, key)
+    return context
+
+
+def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
+    """The car's last known status for a holder whose key is open now (else nothing)."""
+    try:
+        car = car_selectors.car_for_status_viewer(user=user, public_id=key.car.public_id)
+    except Http404:  # the window closed (or has not been opened by the key clock yet)
+        return {"live": False}
+    # Someone is looking: have the worker read the car (at most once per interval).
+    vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
+    return {"live": True, "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk)}
+
+
+@login_required
+@require_GET
+def key_detail(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The key's page; for htmx its panel (fetched again when the trip changes, and shortly
+    before the window opens)."""
+    key = selectors.key_for_viewer(user=request.user, public_id=public_id)  # or 404
+    if request.htmx:
+        context = key_panel_context(user=request.user, key=key)
+        return _fragment(request, f"{KEY_PANEL}#key-panel", context)
+    return _key_page(request, key)
+
+
+def _key_page(
+    request: AuthedHtmxRequest, key: DigitalKey, extra: dict[str, Any] | None = None
+) -> HttpResponse:
+    events = [
+        {
+            "event": event,
+            "from_label": _status_label(event.old_status),
+            "to_label": _status_label(event.new_status),
+        }
+        for event in key.events.select_related("actor")
+    ]
+    context = key_panel_context(user=request.user, key=key) | {
+        "events": events,
+        "can_revoke": _may_revoke(key, request.user),
+    }
+    response = render(request, KEY_PAGE, context | (extra or {}))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _status_label(status: str) -> str:
+    return KeyStatus(status).label if status in KeyStatus.values else status
+
+
+def _may_revoke(key: DigitalKey, user: User) -> bool:
+    """Whether to offer Revoke (keys.grants.key_revoke decides when it is pressed)."""
+    if not key.is_live:
+        return False
+    if key.kind == KeyKind.SHARED:
+        return user.pk in (key.holder_id, key.parent.holder_id if key.parent else None)
+    return key.kind == KeyKind.SERVICE and key.car.owner_id == user.pk
+
+
+@login_required
+@require_GET
+def key_car_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The car's live status for the key's holder, polled every 10 s while the key is open."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    if not request.htmx:
+        return redirect(key)
+    now = timezone.now()
+    context: dict[str, Any] = {"key": key, "car": key.car, "live": False}
+    if use.key_refusal(key=key, action=CommandAction.LOCK, now=now) is None:
+        context |= _live_status_context(request.user, key)
+    # Once the window has closed the region comes back without its trigger: polling stops.
+    return _fragment(request, f"{KEY_PANEL}#key-live", context)
+
+
+# --- Unlock and Lock ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def key_unlock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    return _key_command(request, public_id, CommandAction.UNLOCK)
+
+
+@login_required
+@require_POST
+def key_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    return _key_command(request, public_id, CommandAction.LOCK)
+
+
+def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> HttpResponse:
+    """Records the command and answers at once with its progress; the worker does the rest."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    try:
+        command = use.key_command(key=key, user=request.user, action=action, via="web")
+    except KeyRefused as refusal:  # outside the window, rate limited, car not connected, ...
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(key)
+        # 200: htmx swaps only 2xx, and the error belongs where the progress would be.
+        return _fragment(
+            request, COMMAND_FRAGMENT, {"command": None, "command_error": str(refusal)}
+        )
+    if not request.htmx:
+        if action == CommandAction.UNLOCK:
+            messages.info(request, _("Unlocking the car: follow it below."))
+        else:
+            messages.info(request, _("Locking the car: follow it below."))
+        return redirect(key)
+    response = _fragment(request, COMMAND_FRAGMENT, {"command": command})
+    return _command_changed(response)
+
+
+def _command_changed(response: HttpResponse) -> HttpResponse:
+    for event in COMMAND_EVENTS:
+        trigger_client_event(response, event)
+    return response
+
+
+@login_required
+@require_GET
+def key_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """A command's progress, polled every 2 s while it is pending, then no more. Only the person
+    who asked for it and the car's owner may follow it."""
+    command = vehicle_commands.command_for_owner(user=request.user, public_id=public_id)
+    if not request.htmx:
+        return redirect(_command_home(command, request.user))
+    response = _fragment(request, COMMAND_FRAGMENT, {"command": command})
+    if not command.is_pending:
+        _command_changed(response)
+    return response
+
+
+def _command_home(command: VehicleCommand, user: User) -> str:
+    key = DigitalKey.objects.filter(pk=command.key_id, holder=user).first()
+    if key is not None:
+        return key.get_absolute_url()
+    return command.car.get_absolute_url()
+
+
+# --- Sharing and revoking -------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def key_share(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The renter gives a co-driver a key for all or part of the trip."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    form = KeyShareForm(request.POST, car=key.car)
+    share_message = ""
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            shared = grants.key_share(
+                key=key,
+                user=request.user,
+                email=data["email"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+            )
+        except KeyRefused as refusal:
+            field = "email" if refusal.code in ("no_such_user", "not_eligible") else None
+            form.add_error(field, str(refusal))
+        else:
+            share_message = _("Shared with %(name)s: they have been emailed their key.") % {
+                "name": shared.holder.get_full_name() or shared.holder.email
+            }
+            if not request.htmx:
+                messages.success(request, share_message)
+                return redirect(key)
+            form = KeyShareForm(car=key.car)
+    if not request.htmx:
+        return _key_page(request, key, {"share_form": form})  # 200 with the errors
+    return _sharing_fragment(request, key, form=form, message=share_message)
+
+
+def _sharing_fragment(
+    request: AuthedHtmxRequest,
+    key: DigitalKey,
+    *,
+    form: KeyShareForm | None = None,
+    message: str = "",
+    error: str = "",
+) -> HttpResponse:
+    context = key_panel_context(user=request.user, key=key) | {
+        "share_message": message,
+        "share_error": error,
+    }
+    if form is not None:
+        context["share_form"] = form
+    return _fragment(request, f"{KEY_PANEL}#key-sharing", context)
+
+
+@login_required
+@require_POST
+def key_revoke(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """Take a key back: the renter a co-driver's, the co-driver their own, the owner a
+    technician's. Answers with the list it was pressed in."""
+    key = selectors.key_for_viewer(user=request.user, public_id=public_id)  # or 404
+    error, done = "", ""
+    try:
+        grants.key_revoke(key=key, user=request.user)
+    except KeyRefused as refusal:  # not theirs to revoke, or already over
+        error = str(refusal)
+    else:
+        done = _("Key revoked: it no longer opens the car.")
+    sharer = key.kind == KeyKind.SHARED and key.parent and key.parent.holder_id == request.user.pk
+    service_owner = key.kind == KeyKind.SERVICE and key.car.owner_id == request.user.pk
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, done)
+        if sharer and key.parent:
+            return redirect(key.parent)
+        if service_owner:
+            return redirect("keys:car_keys", public_id=key.car.public_id)
+        return redirect(key)
+    if sharer and key.parent:
+        return _sharing_fragment(request, key.parent, message=done, error=error)
+    if service_owner:
+        return _car_keys_response(request, key.car, {"keys_message": done, "keys_error": error})
+    return HttpResponseClientRedirect(key.get_absolute_url())
+
+
+# --- The owner's "Keys and access" panel of a car -----------------------------------------------
+
+
+@login_required
+@require_GET
+def car_keys(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """Loaded into the owner's car page by htmx; a page of its own without JavaScript."""
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    return _car_keys_response(request, car)
+
+
+@login_required
+@require_POST
+def service_key_issue(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    form = ServiceKeyForm(request.POST, car=car)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            key = grants.service_key_issue(
+                car=car,
+                user=request.user,
+                email=data["email"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+                note=data["note"],
+            )
+        except KeyRefused as refusal:  # the window is taken, no such person, ...
+            field = "email" if refusal.code in ("no_such_user", "not_eligible") else None
+            form.add_error(field, str(refusal))
+        else:
+            done = _("Service key sent to %(email)s.") % {"email": key.holder.email}
+            if not request.htmx:
+                messages.success(request, done)
+                return redirect("keys:car_keys", public_id=car.public_id)
+            return _car_keys_response(request, car, {"keys_message": done})
+    return _car_keys_response(request, car, {"service_form": form})  # 200 with the errors
+
+
+@login_required
+@require_POST
+def car_unlock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The owner unlocks; during someone else's trip only with the override and a reason."""
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    form = OwnerUnlockForm(request.POST)
+    context: dict[str, Any] = {"unlock_form": form}
+    if form.is_valid():
+        try:
+            command = use.car_owner_command(
+                car=car,
+                user=request.user,
+                action=CommandAction.UNLOCK,
+                override=form.cleaned_data["override"],
+                note=form.cleaned_data["note"],
+                via="web",
+            )
+        except KeyRefused as refusal:  # override needed, rate limited, not connected
+            form.add_error(None, str(refusal))
+        else:
+            if not request.htmx:
+                messages.info(request, _("Unlocking your car: follow it below."))
+                return redirect("keys:car_keys", public_id=car.public_id)
+            context = {"unlock_form": OwnerUnlockForm(), "command": command}
+    response = _car_keys_response(request, car, context, partial="owner-unlock")
+    if context.get("command"):
+        _command_changed(response)
+    return response
+
+
+@login_required
+@require_GET
+def car_audit(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The audit log, refreshed when a command is asked for or finishes."""
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    return _car_keys_response(request, car, partial="car-audit")
+
+
+def _car_keys_response(
+    request: AuthedHtmxRequest,
+    car: Car,
+    extra: dict[str, Any] | None = None,
+    *,
+    partial: str = "car-keys",
+) -> HttpResponse:
+    now = timezone.now()
+    in_use = use.car_key_in_use(car_id=car.pk, now=now)
+    context: dict[str, Any] = {
+        "car": car,
+        "in_use": in_use,
+        "service_keys": list(selectors.service_keys_of_car(car_id=car.pk)),
+        "car_keys": list(selectors.keys_of_car(car_id=car.pk)[:CAR_KEYS_SHOWN]),
+        "audit": list(selectors.audit_of_car(car_id=car.pk, limit=AUDIT_SHOWN)),
+        "service_form": ServiceKeyForm(car=car),
+        "unlock_form": OwnerUnlockForm(),
+        # The owner's own press answered by a redirect (no JavaScript): its progress.
+        "command": next(
+            (
+                c
+                for c in vehicle_commands.commands_for_car(car_id=car.pk)
+                if c.actor_id == request.user.pk and c.key_id is None and c.is_pending
+            ),
+            None,
+        ),
+    }
+    return render_page_or_partial(request, CAR_KEYS_PAGE, partial, context | (extra or {}))
