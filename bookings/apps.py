@@ -14,6 +14,10 @@ class BookingsConfig(AppConfig):
         vehicle_selectors.register_availability_filter(selectors.cars_free_between)
         # Service keys' windows take the car like owner blocks; keys sits below bookings too.
         from bookings.windows import ServiceWindowHolds
-        from keys import services as key_services
+        from keys import grants
 
-        key_services.register_window_holds(ServiceWindowHolds())
+        grants.register_window_holds(ServiceWindowHolds())
+        # Keys know their trip by its pk; pages and the API name it by its public id.
+        from keys import selectors as key_selectors
+
+        key_selectors.register_booking_public_ids(selectors.booking_public_ids)

@@ -31,6 +31,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
 from bookings import api as bookings_api
+from keys import api as keys_api
 from vehicles import api as vehicles_api
 from vehicles import api_commands as vehicles_api_commands
 from vehicles.services import CarError
@@ -250,6 +251,7 @@ def on_bad_request(request: HttpRequest, exc: Exception) -> HttpResponse:
 api.add_router("", vehicles_api.router)
 api.add_router("", vehicles_api_commands.router)
 api.add_router("", bookings_api.router)
+api.add_router("", keys_api.router)
 
 # Last, so it only sees what no router matched: unknown paths under /api/v1/ answer with the
 # envelope too, not with the HTML 404 page.

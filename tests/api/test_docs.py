@@ -58,6 +58,23 @@ def test_openapi_document_describes_the_cars_api(client, db):
     assert "error" in components["schemas"]["Error"]["properties"]
 
 
+def test_openapi_document_lists_the_keys_api(client, db):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+
+    assert set(paths["/api/v1/keys"]) == {"get"}
+    assert set(paths["/api/v1/keys/{key_id}"]) == {"get"}
+    for action in ("unlock", "lock", "share", "revoke"):
+        assert set(paths[f"/api/v1/keys/{{key_id}}/{action}"]) == {"post"}
+    assert set(paths["/api/v1/cars/{car_id}/service-keys"]) == {"post"}
+    assert set(paths["/api/v1/cars/{car_id}/keys"]) == {"get"}
+    assert set(paths["/api/v1/cars/{car_id}/audit"]) == {"get"}
+    assert set(paths["/api/v1/cars/{car_id}/unlock"]) == {"post"}
+    unlock = paths["/api/v1/keys/{key_id}/unlock"]["post"]
+    assert {"202", "409", "429"} <= set(unlock["responses"])
+    assert unlock["security"] == [{"SessionToken": []}]
+    assert all(param["name"] != "response" for param in unlock.get("parameters", []))
+
+
 def test_docs_page_renders_with_local_assets_and_no_inline_script(client, db):
     response = client.get("/api/v1/docs")
 

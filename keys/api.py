@@ -1,0 +1,549 @@
+"""The keys part of the JSON API: your keys, using one (unlock, lock), sharing a trip key with a
+co-driver, revoking; and the owner's side: service keys, every key of a car, its audit log, and
+unlocking the car themselves (during someone else's trip only by a recorded override).
+
+Every rule lives in keys.services and keys.use, as for the pages; this module parses the wire
+format, finds the key or car through the access selectors (whoever may not see it gets 404,
+never 403) and turns a KeyRefused into the error envelope, keeping its code:
+
+- 409 for the state of things, where trying later may work: `key_not_active` (outside the
+  window, revoked, expired), `not_available` (a service window over a trip or block),
+  `override_required`, and the car's `not_connected` / `needs_reconnecting`;
+- 429 `rate_limited`, with Retry-After in seconds;
+- 403 `not_allowed`: you can see the key, but the action is someone else's (revoking a trip
+  key, sharing a co-driver's key);
+- 400 for a rule the input broke: `no_such_user`, `not_eligible`, `invalid_window`; malformed
+  input is the API's usual 400 `invalid` with fields.
+
+Times travel as ISO 8601 with an offset (or Z), as in the bookings API: a naive time is refused
+rather than guessed. Answers give times in the car's time zone, with its offset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+from pydantic import BaseModel
+
+from accounts.models import User
+from carshare import times
+from keys import grants, selectors, services, use
+from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from vehicles import selectors as vehicle_selectors
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
+from vehicles.models import Car, CommandAction, VehicleCommand
+
+router = Router(tags=["keys"])
+
+# KeyRefused codes for a state of the world rather than the request: trying again later may
+# work. not_allowed is a 403 and rate_limited a 429; every other code is a rule the input broke.
+CONFLICT_CODES = {
+    "key_not_active",
+    "not_available",
+    "override_required",
+    "not_connected",
+    "needs_reconnecting",
+}
+
+
+# --- Times ----------------------------------------------------------------------------------
+
+
+AwareDatetime = times.AwareDatetime
+ISO_EXAMPLE = times.ISO_EXAMPLE
+
+
+def _zone(car: Car) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(car.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from tzdata since
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _local(moment: datetime.datetime | None, zone: zoneinfo.ZoneInfo) -> datetime.datetime | None:
+    return moment.astimezone(zone) if moment is not None else None
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+class KeyCarOut(Schema):
+    id: UUID = Field(description="The car's public id.")
+    title: str = Field(description="Make and model, as people write them.")
+    time_zone: str = Field(description="IANA time zone: every time of the key is given in it.")
+
+
+class HolderOut(Schema):
+    name: str = Field(description="First name only.")
+    email: str | None = Field(
+        description="Shown to the holder, the car's owner and the renter who shared the key "
+        "(who typed it in); null for anyone else."
+    )
+
+
+class PersonOut(Schema):
+    name: str = Field(description="First name only; never an email address.")
+
+
+class KeyOut(Schema):
+    id: UUID = Field(description="The key's public id, as used in every URL.")
+    kind: str = Field(
+        description="trip: the renter's key for a booking; shared: a co-driver's, cut from a "
+        "trip key; service: a technician's, for a window the owner chose.",
+        json_schema_extra={"enum": list(KeyKind.values)},
+    )
+    status: str = Field(
+        description="issued → active → expired, or revoked. A key works only while active "
+        "(or issued, opened by its first use) and inside its window.",
+        json_schema_extra={"enum": list(KeyStatus.values)},
+    )
+    state: Literal["active", "upcoming", "past"] = Field(
+        description="active: its window is open now (lock grace included); upcoming: it opens "
+        "later; past: over, revoked or expired."
+    )
+    car: KeyCarOut
+    holder: HolderOut
+    valid_from: datetime.datetime = Field(description="Unlock and lock from this time.")
+    valid_until: datetime.datetime = Field(description="Unlock until this time.")
+    lock_until: datetime.datetime = Field(
+        description="Lock (never unlock) until this time: the grace after the window."
+    )
+    may_unlock_now: bool = Field(description="POST /keys/{id}/unlock would be accepted now.")
+    may_lock_now: bool = Field(description="POST /keys/{id}/lock would be accepted now.")
+    reason_unavailable: str | None = Field(
+        description="Why unlocking is not possible now, for people (e.g. 'This key works from "
+        "14:00.'); null when it is."
+    )
+    booking_id: UUID | None = Field(
+        description="The public id of the key's booking (trip and shared keys); null for "
+        "service keys."
+    )
+    shared_by: PersonOut | None = Field(description="Who shared it (shared keys); else null.")
+    note: str = Field(description="The owner's note on a service key, e.g. 'cleaning'.")
+    created_at: datetime.datetime
+    ended_at: datetime.datetime | None = Field(description="When it expired or was revoked.")
+    revoke_reason: str = Field(description="Why it was revoked; empty otherwise.")
+
+
+class KeyPage(Schema):
+    count: int = Field(description="How many keys match, over all pages.")
+    next: str | None = Field(description="URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="URL of the previous page, or null on the first.")
+    results: list[KeyOut]
+
+
+class AuditOut(Schema):
+    at: datetime.datetime = Field(description="In the car's time zone.")
+    action: str = Field(json_schema_extra={"enum": list(AuditAction.values)})
+    allowed: bool
+    code: str = Field(
+        description="ok, or why not: key_not_active, rate_limited, override_required, "
+        "not_allowed, not_connected, ..."
+    )
+    detail: str = Field(description="The refusal's message, an override's reason, a recipient.")
+    via: Literal["web", "api", "admin", "system"] = Field(
+        description="Where the attempt came from; system: the trip or key clock."
+    )
+    actor: PersonOut | None = Field(description="Who tried; null for the system.")
+    key_id: UUID | None = Field(description="The key used or acted on, if any.")
+    command_id: UUID | None = Field(
+        description="The vehicle command it queued, to follow with GET /commands/{id}."
+    )
+
+
+class AuditPage(Schema):
+    count: int = Field(description="How many entries the car's log holds.")
+    next: str | None = Field(description="URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="URL of the previous page, or null on the first.")
+    results: list[AuditOut]
+
+
+def _first_name(user: User) -> str:
+    return user.name.split(" ")[0] if user.name else ""
+
+
+def _state(key: DigitalKey, now: datetime.datetime) -> str:
+    # As keys_of_holder sorts them, so a filtered list and this field always agree.
+    if key.status in LIVE_STATUSES and key.lock_until > now:
+        return "active" if key.valid_from <= now else "upcoming"
+    return "past"
+
+
+def _key_out(
+    key: DigitalKey, *, viewer: User, bookings: dict[int, UUID], now: datetime.datetime
+) -> dict[str, Any]:
+    car = key.car
+    zone = _zone(car)
+    sharer = key.parent.holder if key.kind == KeyKind.SHARED and key.parent else None
+    # The sharer typed the co-driver's email in, so showing it back tells them nothing new.
+    sees_email = viewer.is_staff or viewer.pk in (
+        key.holder_id,
+        car.owner_id,
+        sharer.pk if sharer else None,
+    )
+    unlock_refusal = use.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    lock_refusal = use.key_refusal(key=key, action=CommandAction.LOCK, now=now)
+    return {
+        "id": key.public_id,
+        "kind": key.kind,
+        "status": key.status,
+        "state": _state(key, now),
+        "car": {"id": car.public_id, "title": car.title, "time_zone": car.time_zone},
+        "holder": {
+            "name": _first_name(key.holder),
+            "email": key.holder.email if sees_email else None,
+        },
+        "valid_from": _local(key.valid_from, zone),
+        "valid_until": _local(key.valid_until, zone),
+        "lock_until": _local(key.lock_until, zone),
+        "may_unlock_now": unlock_refusal is None,
+        "may_lock_now": lock_refusal is None,
+        "reason_unavailable": str(unlock_refusal) if unlock_refusal else None,
+        "booking_id": bookings.get(key.booking_id) if key.booking_id else None,
+        "shared_by": {"name": _first_name(sharer)} if sharer else None,
+        "note": key.note,
+        "created_at": _local(key.created_at, zone),
+        "ended_at": _local(key.ended_at, zone),
+        "revoke_reason": key.revoke_reason,
+    }
+
+
+def _keys_out(keys: Sequence[DigitalKey], *, viewer: User) -> list[dict[str, Any]]:
+    """Every key with its booking's public id, found in one query for the lot."""
+    bookings = selectors.booking_public_ids(booking_ids=[key.booking_id for key in keys])
+    now = timezone.now()
+    return [_key_out(key, viewer=viewer, bookings=bookings, now=now) for key in keys]
+
+
+def _one_key_out(key: DigitalKey, *, viewer: User) -> dict[str, Any]:
+    return _keys_out([key], viewer=viewer)[0]
+
+
+def _audit_out(entry: AuditEntry, *, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        "at": _local(entry.at, zone),
+        "action": entry.action,
+        "allowed": entry.allowed,
+        "code": entry.code,
+        "detail": entry.detail,
+        "via": entry.via,
+        "actor": {"name": _first_name(entry.actor)} if entry.actor else None,
+        "key_id": entry.key.public_id if entry.key else None,
+        "command_id": entry.command_public_id,
+    }
+
+
+def _page(
+    request: HttpRequest,
+    *,
+    count: int,
+    limit: int,
+    offset: int,
+    results: list[dict[str, Any]],
+) -> dict[str, Any]:
+    def url(new_offset: int) -> str:
+        query = request.GET.copy()
+        query["offset"] = str(new_offset)
+        query["limit"] = str(limit)
+        return request.build_absolute_uri("?" + query.urlencode())
+
+    return {
+        "count": count,
+        "next": url(offset + limit) if offset + limit < count else None,
+        "previous": url(max(offset - limit, 0)) if offset > 0 else None,
+        "results": results,
+    }
+
+
+def _refused(
+    refusal: services.KeyRefused, response: HttpResponse | None = None
+) -> Status[dict[str, Any]]:
+    """The refusal as the error envelope, with the status its code stands for."""
+    if refusal.code == "rate_limited":
+        status = 429
+        if response is not None:
+            response["Retry-After"] = str(refusal.retry_after or 1)
+    elif refusal.code == "not_allowed":
+        status = 403
+    elif refusal.code in CONFLICT_CODES:
+        status = 409
+    else:
+        status = 400
+    return Status(status, {"error": {"code": refusal.code, "message": str(refusal)}})
+
+
+# --- Input ----------------------------------------------------------------------------------
+
+# Plain pydantic models, not ninja Schemas: Schema reads attributes off any value, so a body of
+# [1] or "no" would pass as an empty object instead of being refused.
+
+
+class ShareIn(BaseModel):
+    email: str = Field(max_length=254, description="The co-driver's carshare account email.")
+    starts_at: AwareDatetime | None = Field(
+        None, description=f"Default: the trip key's start. With an offset, e.g. {ISO_EXAMPLE}."
+    )
+    ends_at: AwareDatetime | None = Field(None, description="Default: the trip key's end.")
+
+
+class ServiceKeyIn(BaseModel):
+    email: str = Field(max_length=254, description="The technician's carshare account email.")
+    starts_at: AwareDatetime = Field(description=f"With an offset or Z, e.g. {ISO_EXAMPLE}.")
+    ends_at: AwareDatetime = Field(description="After starts_at; at most 14 days later.")
+    note: str = Field("", max_length=200, description="What it is for, e.g. 'cleaning'.")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field("", max_length=200, description="Optional; shown to the holder.")
+
+
+class OwnerUnlockIn(BaseModel):
+    override: bool = Field(
+        False, description="Confirm unlocking during someone else's trip or service window."
+    )
+    reason: str = Field(
+        "", max_length=300, description="Why; required with override, and shown to the holder."
+    )
+
+
+class KeyListQuery(Schema):
+    state: Literal["active", "upcoming", "past"] | None = Field(
+        None, description="Only keys open now, opening later, or over (the latest 50)."
+    )
+    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
+    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
+
+
+class PageQuery(Schema):
+    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
+    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
+
+
+# --- A holder's keys --------------------------------------------------------------------------
+
+
+@router.get("/keys", response=KeyPage, summary="Your keys")
+def key_list(request: ApiRequest, params: Query[KeyListQuery]) -> dict[str, Any]:
+    """Keys you hold: open now, then coming up (soonest first), then past (latest first, the
+    last 50), a page at a time. Keys of your own cars are under GET /cars/{id}/keys."""
+    groups = selectors.keys_of_holder(user=request.auth)
+    states = [params.state] if params.state else ["active", "upcoming", "past"]
+    keys = [key for state in states for key in groups[state]]
+    limit, offset = params.limit, params.offset
+    page = keys[offset : offset + limit]
+    return _page(
+        request,
+        count=len(keys),
+        limit=limit,
+        offset=offset,
+        results=_keys_out(page, viewer=request.auth),
+    )
+
+
+@router.get("/keys/{key_id}", response=KeyOut, summary="One key")
+def key_detail(request: ApiRequest, key_id: UUID) -> dict[str, Any]:
+    """A key you hold, a key to your car, or a key you shared; anyone else gets 404."""
+    key = selectors.key_for_viewer(user=request.auth, public_id=key_id)
+    return _one_key_out(key, viewer=request.auth)
+
+
+def _use(
+    request: ApiRequest, key_id: UUID, action: str, response: HttpResponse
+) -> Status[dict[str, Any]]:
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    try:
+        command: VehicleCommand = use.key_command(
+            key=key, user=request.auth, action=action, via="api"
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal, response)
+    return Status(202, {"command": command_out(command, car_public_id=key.car.public_id)})
+
+
+@router.post(
+    "/keys/{key_id}/unlock",
+    response={202: CommandEnvelope, 409: ErrorOut, 429: ErrorOut},
+    summary="Unlock the car with your key",
+)
+def key_unlock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Status[dict[str, Any]]:
+    """Ask for the key's car to be unlocked; only its holder may (anyone else gets 404, the
+    owner too). Answers at once with the queued command: follow it with GET /commands/{id}.
+    409 `key_not_active` outside the window (with when it opens, or that only locking is left
+    in the grace after the end), 409 `not_connected` / `needs_reconnecting` when the car cannot
+    be reached, 429 `rate_limited` with Retry-After (seconds) after too many unlocks."""
+    return _use(request, key_id, CommandAction.UNLOCK, response)
+
+
+@router.post(
+    "/keys/{key_id}/lock",
+    response={202: CommandEnvelope, 409: ErrorOut},
+    summary="Lock the car with your key",
+)
+def key_lock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Status[dict[str, Any]]:
+    """Ask for the key's car to be locked: inside the window and through the grace after it.
+    As unlock otherwise (holder only, 202 with the command, 409 `key_not_active`)."""
+    return _use(request, key_id, CommandAction.LOCK, response)
+
+
+@router.post(
+    "/keys/{key_id}/share",
+    response={201: KeyOut, 400: ErrorOut, 403: ErrorOut, 409: ErrorOut},
+    summary="Share your trip key with a co-driver",
+)
+def key_share(request: ApiRequest, key_id: UUID, payload: ShareIn) -> Status[dict[str, Any]]:
+    """Give a co-driver (a carshare account with a verified email and a driving licence valid
+    through the trip) a key for all of your trip or part of it; it ends with the trip. Holder
+    of the trip key only (anyone else gets 404). 400 `no_such_user`, `not_eligible` (the
+    co-driver's email or licence, already holding one, at most 5 co-drivers) or
+    `invalid_window` (not inside the trip, or already over); 403 `not_allowed` for a key that
+    is not a trip key; 409 `key_not_active` once the trip is over or its key revoked."""
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    try:
+        shared = grants.key_share(
+            key=key,
+            user=request.auth,
+            email=payload.email,
+            starts_at=payload.starts_at,
+            ends_at=payload.ends_at,
+            via="api",
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal)
+    shared = selectors.key_for_viewer(user=request.auth, public_id=shared.public_id)
+    return Status(201, _one_key_out(shared, viewer=request.auth))
+
+
+@router.post(
+    "/keys/{key_id}/revoke",
+    response={200: KeyOut, 403: ErrorOut, 409: ErrorOut},
+    summary="Revoke a key",
+)
+def key_revoke(
+    request: ApiRequest, key_id: UUID, payload: RevokeIn | None = None
+) -> Status[dict[str, Any]]:
+    """End a key now: a shared key by the renter who shared it (or its holder, handing it
+    back), a service key by the car's owner. A trip key ends with its booking: cancel that
+    instead. 403 `not_allowed` when you can see the key but it is not yours to revoke (anyone
+    who cannot see it gets 404); 409 `key_not_active` when it has already ended."""
+    key = selectors.key_for_viewer(user=request.auth, public_id=key_id)
+    try:
+        grants.key_revoke(
+            key=key,
+            user=request.auth,
+            reason=payload.reason.strip() if payload is not None else "",
+            via="api",
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal)
+    key = selectors.key_for_viewer(user=request.auth, public_id=key_id)
+    return Status(200, _one_key_out(key, viewer=request.auth))
+
+
+# --- The owner's side -----------------------------------------------------------------------
+
+
+@router.post(
+    "/cars/{car_id}/service-keys",
+    response={201: KeyOut, 400: ErrorOut, 409: ErrorOut},
+    summary="Give a technician a key to your car",
+)
+def service_key_create(
+    request: ApiRequest, car_id: UUID, payload: ServiceKeyIn
+) -> Status[dict[str, Any]]:
+    """A key for a technician (a carshare account with a verified email) for a window of at
+    most 14 days, e.g. for cleaning or a repair; the window blocks bookings like your own
+    block, and the car is locked at its end. Owner only (anyone else gets 404). 409
+    `not_available` when a trip or block takes part of the window; 400 `no_such_user`,
+    `not_eligible` or `invalid_window`."""
+    car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
+    try:
+        key = grants.service_key_issue(
+            car=car,
+            user=request.auth,
+            email=payload.email,
+            starts_at=payload.starts_at,
+            ends_at=payload.ends_at,
+            note=payload.note.strip(),
+            via="api",
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal)
+    key = selectors.key_for_viewer(user=request.auth, public_id=key.public_id)
+    return Status(201, _one_key_out(key, viewer=request.auth))
+
+
+@router.get("/cars/{car_id}/keys", response=KeyPage, summary="Every key to your car")
+def car_key_list(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> dict[str, Any]:
+    """Trip, shared and service keys of your car in any status, latest window first, a page at
+    a time. Owner only (anyone else gets 404)."""
+    car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
+    keys = selectors.keys_of_car(car_id=car.pk)
+    count = keys.count()
+    limit, offset = params.limit, params.offset
+    page = list(keys[offset : offset + limit]) if offset < count else []
+    return _page(
+        request,
+        count=count,
+        limit=limit,
+        offset=offset,
+        results=_keys_out(page, viewer=request.auth),
+    )
+
+
+@router.get("/cars/{car_id}/audit", response=AuditPage, summary="Your car's audit log")
+def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> dict[str, Any]:
+    """Every attempt to unlock, lock, share or revoke on your car, allowed or denied, newest
+    first, a page at a time. Append-only: nothing can change or delete an entry. Owner only
+    (anyone else gets 404)."""
+    car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
+    entries = selectors.audit_of_car(car_id=car.pk, limit=None)
+    count = entries.count()
+    limit, offset = params.limit, params.offset
+    page = list(entries[offset : offset + limit]) if offset < count else []
+    zone = _zone(car)
+    return _page(
+        request,
+        count=count,
+        limit=limit,
+        offset=offset,
+        results=[_audit_out(entry, zone=zone) for entry in page],
+    )
+
+
+@router.post(
+    "/cars/{car_id}/unlock",
+    response={202: CommandEnvelope, 409: ErrorOut, 429: ErrorOut},
+    summary="Unlock your car",
+)
+def car_unlock(
+    request: ApiRequest,
+    car_id: UUID,
+    response: HttpResponse,
+    payload: OwnerUnlockIn | None = None,
+) -> Status[dict[str, Any]]:
+    """Ask for your car to be unlocked; follow the command with GET /commands/{id}. During
+    someone else's trip or service window only with `override: true` and a `reason`, which
+    are recorded in the audit log and shown to that key's holder: without them, 409
+    `override_required`. 409 `not_connected` / `needs_reconnecting`; 429 `rate_limited` with
+    Retry-After. Owner only (anyone else gets 404)."""
+    car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
+    try:
+        command = use.car_owner_command(
+            car=car,
+            user=request.auth,
+            action=CommandAction.UNLOCK,
+            override=payload.override if payload is not None else False,
+            note=payload.reason if payload is not None else "",
+            via="api",
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal, response)
+    return Status(202, {"command": command_out(command, car_public_id=car.public_id)})
