@@ -51,6 +51,7 @@ bench: $(VENV)/.installed
 	$(DEV) $(PY) bench/lock_now_overhead.py
 	$(DEV) $(PY) bench/browse_availability.py
 	$(DEV) $(PY) bench/booking_inserts.py
+	$(DEV) $(PY) bench/trip_start_precision.py
 	$(PY) bench/simulator_throughput.py
 
 services-up: $(VENV)/.installed

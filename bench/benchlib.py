@@ -6,8 +6,15 @@ Benchmarks run on loopback only, against the PostgreSQL and Redis of DATABASE_UR
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -76,3 +83,64 @@ def wait_http(url: str, seconds: float = 60) -> None:
         except (requests.ConnectionError, requests.Timeout):  # not up yet, or still importing
             time.sleep(0.1)
     raise TimeoutError(url)
+
+
+def procfile_commands(path: Path, names: list[str]) -> dict[str, str]:
+    """The Procfile's command lines for `names`, run as honcho runs them (`sh -c`), so a
+    benchmark runs exactly what production runs, environment assignments included."""
+    commands: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() in names:
+            commands[name.strip()] = command.strip()
+    missing = set(names) - set(commands)
+    if missing:
+        raise SystemExit(f"{path}: no {', '.join(sorted(missing))} line")
+    return commands
+
+
+@contextlib.contextmanager
+def processes(
+    commands: dict[str, str], *, env: dict[str, str], cwd: Path, log_dir: Path
+) -> Iterator[dict[str, Path]]:
+    """Start each command line with `sh -c` (its output to log_dir/<name>.log), each in its own
+    process group; stop them all on the way out. Yields the log paths, to search for errors."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**env, "PATH": venv_bin + os.pathsep + env.get("PATH", "")}
+    started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+    logs = {name: log_dir / f"{name}.log" for name in commands}
+    try:
+        for name, command in commands.items():
+            log = logs[name].open("wb")
+            # Our own Procfile's lines, run from our own virtualenv.
+            process = subprocess.Popen(  # noqa: S603
+                ["/bin/sh", "-c", command],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            started.append((process, log))
+        yield logs
+    finally:
+        for process, _ in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)  # the shell and the worker it started
+        for process, log in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a worker stuck in a long call: it is throwaway
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+
+def wait_for(predicate: Callable[[], bool], *, seconds: float, every: float = 1.0) -> bool:
+    """Poll `predicate` until it holds or `seconds` pass; returns whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return predicate()

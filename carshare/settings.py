@@ -112,6 +112,20 @@ DATABASES = {
 # Lets parallel test runs on one server keep apart (CARSHARE_TEST_DB=test_carshare_2).
 if os.environ.get("CARSHARE_TEST_DB"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["CARSHARE_TEST_DB"]}
+# A bounded pool of connections per process (psycopg-pool), for the vehicle worker's many threads:
+# each borrows a connection only for its short database steps and gives it back before calling
+# a car, so hundreds of commands in flight need a handful of PostgreSQL connections, not one
+# each. Pooled connections replace persistent ones (Django refuses both at once).
+DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "0"))
+if DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # Seconds a thread waits for a free connection before the task fails (and is retried
+        # by the outbox sweep): far more than a burst's queue, far less than a hung database.
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "30")),
+    }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("carshare runs on PostgreSQL only; DATABASE_URL must be postgres://")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -193,7 +207,7 @@ KEY_LOCK_GRACE_MINUTES = int(os.environ.get("KEY_LOCK_GRACE_MINUTES", "15"))
 
 
 def _rate(name: str, default: str) -> tuple[int, int]:
-    """"10/300" → at most 10 attempts per 300 seconds."""
+    """ "10/300" → at most 10 attempts per 300 seconds."""
     count, seconds = os.environ.get(name, default).split("/")
     return int(count), int(seconds)
 

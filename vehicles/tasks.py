@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from celery import shared_task
+from django.db import connection
 from django.utils import timezone
 
 # tasks_connections: Celery's autodiscovery imports vehicles.tasks only, so importing the
@@ -25,6 +26,19 @@ logger = logging.getLogger(__name__)
 # The cloud accepted the command; the car may apply it a moment later (the simulator after its
 # latency, real cars after seconds). Read the lock status after these pauses, then give up.
 CONFIRM_PAUSES_S = (0.0, 1.0, 2.0, 4.0)
+
+
+def _release_connection() -> None:
+    """Give the database connection back before a call to a car, which takes seconds.
+
+    The vehicle worker runs hundreds of these calls at once (a wave of trips starting at the same
+    minute), each in its own thread: a thread keeping its connection through the call would need
+    as many PostgreSQL connections as calls in flight. Closed here, it goes back to the pool
+    (DATABASE_POOL_MAX_SIZE) or is reopened by the next query. Never inside a transaction: the
+    tasks open none around a call, and a caller's (a test's) stays untouched.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 @shared_task(acks_late=True)
@@ -41,6 +55,7 @@ def run_vehicle_command(command_id: int) -> None:
         commands.command_record_error(claim=claim, error=error)
         return
     send = cloud.lock if claim.action == CommandAction.LOCK else cloud.unlock
+    _release_connection()
     try:
         ack = send(access_token=token, vehicle_id=claim.vehicle_id)
     except provider.VehicleCloudError as error:
@@ -78,6 +93,7 @@ def _confirm(
     for pause in CONFIRM_PAUSES_S:
         if pause:
             time.sleep(pause)  # a worker thread waits; the car needs the time, not us
+        _release_connection()
         try:
             lock_status = cloud.lock_status(access_token=token, vehicle_id=vehicle_id)
         except provider.VehicleCloudError as error:
@@ -171,6 +187,7 @@ def refresh_vehicle_status(car_id: int) -> None:
     readings: dict[str, object] = {}
     ages: list[datetime.datetime] = []
     error = ""
+    _release_connection()  # the reads below touch only the cloud
     for read in reads:
         try:
             values, meta = read()
