@@ -75,6 +75,8 @@ class Booking(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    # When the trip clock scheduled the start (ETA task, staged unlock): once per trip.
+    start_scheduled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]

@@ -198,6 +198,18 @@ def bookings_due_start(*, now: datetime.datetime) -> list[int]:
     )
 
 
+def bookings_starting_soon(*, now: datetime.datetime, within: datetime.timedelta) -> list[int]:
+    """Confirmed trips starting within `within` from now whose start is not scheduled yet."""
+    return list(
+        Booking.objects.filter(
+            status=B.CONFIRMED,
+            period__startswith__gt=now,
+            period__startswith__lte=now + within,
+            start_scheduled_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+
+
 def bookings_due_end(*, now: datetime.datetime) -> list[int]:
     return list(
         Booking.objects.filter(status=B.ACTIVE, period__endswith__lte=now).values_list(

@@ -369,9 +369,7 @@ def _after_confirmation(booking: Booking) -> None:
     _on_booking_confirmed(booking)
     now = timezone.now()
     if booking.starts_at - now <= TRIP_CLOCK_HORIZON:
-        tasks.start_trip.apply_async_on_commit(
-            kwargs={"booking_id": booking.pk}, eta=max(booking.starts_at, now)
-        )
+        _schedule_start(booking, now=now)
     tasks.send_booking_emails.delay_on_commit(booking_id=booking.pk, kind="confirmed")
 
 
@@ -459,6 +457,41 @@ def booking_end(*, booking: Booking, user: User) -> Booking:
 
 
 # --- The trip clock (system) ---------------------------------------------------------------
+
+
+def _schedule_start(booking: Booking, *, now: datetime.datetime) -> None:
+    """The start is near: an ETA task for the move to active, and the car's unlock staged in the
+    outbox for that second, so it does not wait for the move (on_trip_started finds it there).
+    Once per trip: the marker is claimed by a conditional update."""
+    if not Booking.objects.filter(pk=booking.pk, start_scheduled_at__isnull=True).update(
+        start_scheduled_at=now
+    ):
+        return
+    key_services.trip_unlock_stage(booking_id=booking.pk, starts_at=booking.starts_at)
+    tasks.start_trip.apply_async_on_commit(
+        kwargs={"booking_id": booking.pk}, eta=max(booking.starts_at, now)
+    )
+
+
+@transaction.atomic(durable=True)
+def booking_schedule_start(*, booking_id: int) -> bool:
+    """For the run_trip_clock sweep: a confirmed trip starting soon gets its ETA task and its
+    staged unlock (trips confirmed long ago had neither). Safe to repeat: once per trip."""
+    now = timezone.now()
+    booking = (
+        Booking.objects.select_for_update(of=("self",))
+        .filter(
+            pk=booking_id,
+            status=B.CONFIRMED,
+            period__startswith__gt=now,
+            start_scheduled_at__isnull=True,
+        )
+        .first()
+    )
+    if booking is None:
+        return False
+    _schedule_start(booking, now=now)
+    return True
 
 
 @transaction.atomic(durable=True)

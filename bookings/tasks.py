@@ -24,6 +24,8 @@ MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
 # How long an email's "sent" mark lives in Redis. Duplicates come from redelivery (within the
 # broker's one-hour visibility timeout) and retries (hours at most); 90 days is far beyond both.
 EMAIL_MARK_TTL = int(datetime.timedelta(days=90).total_seconds())
+# Three sweeps' worth (run_trip_clock runs every 30 s), so a missed sweep still leaves time.
+START_SCHEDULE_AHEAD = datetime.timedelta(seconds=90)
 
 
 # --- The trip clock --------------------------------------------------------------------------
@@ -36,6 +38,10 @@ def run_trip_clock() -> None:
     now = timezone.now()
     for booking_id in selectors.bookings_due_start(now=now):
         services.booking_start(booking_id=booking_id)  # conditional: a no-op if done meanwhile
+    # Trips starting before the next sweeps get their ETA task and staged unlock now (those
+    # confirmed within the hour got them at confirmation): the start hits its second.
+    for booking_id in selectors.bookings_starting_soon(now=now, within=START_SCHEDULE_AHEAD):
+        services.booking_schedule_start(booking_id=booking_id)
     for booking_id in selectors.bookings_due_end(now=now):
         services.booking_complete(booking_id=booking_id)
 

@@ -35,7 +35,8 @@ from keys.models import (
     KeyKind,
     KeyStatus,
 )
-from vehicles.models import Car
+from vehicles import commands as vehicle_commands
+from vehicles.models import Car, CommandAction, CommandReason
 
 K = KeyStatus
 # Key-clock moves due within this horizon get an ETA task; the run_key_clock sweep (every 15 s)
@@ -93,10 +94,13 @@ def _key_move(
     return current
 
 
-def _create_key(*, actor: User | None, reason: str, **fields: object) -> DigitalKey:
+def _create_key(
+    *, actor: User | None, reason: str, schedule: bool = True, **fields: object
+) -> DigitalKey:
     key = DigitalKey.objects.create(**fields)
     KeyEvent.objects.create(key=key, actor=actor, old_status="", new_status=K.ISSUED, reason=reason)
-    _schedule_activation(key)
+    if schedule:
+        _schedule_activation(key)
     return key
 
 
@@ -190,6 +194,9 @@ def trip_key_issue(
     return _create_key(
         actor=None,
         reason=_("Booking confirmed"),
+        # Without early access the key opens with the trip, whose start moves it (one task
+        # per trip at the start, not two); the key clock's sweep still backs it up.
+        schedule=car.early_access_minutes > 0,
         kind=KeyKind.TRIP,
         car=car,
         holder=renter,
@@ -223,10 +230,38 @@ def trip_keys_start(*, booking_id: int) -> DigitalKey | None:
     trip_key.refresh_from_db()
     if trip_key.status != K.ACTIVE or not trip_key.car.unlock_at_start:
         return trip_key
+    if vehicle_commands.command_exists(key_id=trip_key.pk, reason=CommandReason.TRIP_START):
+        return trip_key  # staged ahead by trip_unlock_stage: it goes (or went) at the start
     from keys import use  # use imports services: import at call time
 
-    use.system_command(key=trip_key, action="unlock", reason="trip_start")
+    use.system_command(key=trip_key, action=CommandAction.UNLOCK, reason=CommandReason.TRIP_START)
     return trip_key
+
+
+def trip_unlock_stage(*, booking_id: int, starts_at: datetime.datetime) -> bool:
+    """Inside the caller's transaction, shortly before a trip starts: put its unlock in the
+    outbox now, due at the start. At the start the vehicle worker only has to send it, however
+    many trips start that minute, instead of waiting for each trip's move to active; the worker
+    still checks right before the call that the key was not revoked. Once per trip."""
+    trip_key = (
+        DigitalKey.objects.select_for_update()
+        .select_related("car")
+        .filter(booking_id=booking_id, kind=KeyKind.TRIP, status__in=LIVE_STATUSES)
+        .first()
+    )
+    if trip_key is None or not trip_key.car.unlock_at_start:
+        return False
+    if vehicle_commands.command_exists(key_id=trip_key.pk, reason=CommandReason.TRIP_START):
+        return False
+    from keys import use
+
+    command = use.system_command(
+        key=trip_key,
+        action=CommandAction.UNLOCK,
+        reason=CommandReason.TRIP_START,
+        not_before=starts_at,
+    )
+    return command is not None
 
 
 def trip_keys_end(*, booking_id: int) -> DigitalKey | None:
@@ -265,6 +300,8 @@ def trip_keys_revoke(*, booking_id: int, actor: User | None, reason: str) -> int
             key, K.REVOKED, actor=actor, reason=reason, revoked_by=actor, revoke_reason=reason[:200]
         ):
             revoked += 1
+            # A staged unlock must not wait for the worker's check to be stopped.
+            vehicle_commands.commands_withdraw(key_id=key.pk, note=f"key revoked: {reason}")
             if was_active and key.kind == KeyKind.TRIP:
                 endlocks.end_lock_begin(key=key, reason="trip_end")
     return revoked

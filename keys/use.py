@@ -139,13 +139,25 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
     return command
 
 
-def system_command(*, key: DigitalKey, action: str, reason: str) -> VehicleCommand | None:
-    """The trip clock's unlock at the start (or an end lock), inside the caller's transaction.
-    A car that lost its connection is recorded as a denied attempt, never an exception that
-    would undo the trip's move."""
+def system_command(
+    *,
+    key: DigitalKey,
+    action: str,
+    reason: str,
+    not_before: datetime.datetime | None = None,
+) -> VehicleCommand | None:
+    """The trip clock's unlock at the start (or an end lock), inside the caller's transaction;
+    `not_before` stages it for that moment. A car that lost its connection is recorded as a
+    denied attempt, never an exception that would undo the trip's move."""
     try:
         command = vehicle_commands.vehicle_command_enqueue(
-            car_id=key.car_id, action=action, reason=reason, actor=None, key_id=key.pk, audited=True
+            car_id=key.car_id,
+            action=action,
+            reason=reason,
+            actor=None,
+            key_id=key.pk,
+            audited=True,
+            not_before=not_before,
         )
     except vehicle_commands.CommandRefused as error:
         audit_record(
@@ -277,6 +289,15 @@ def command_guard(command: VehicleCommand, now: datetime.datetime) -> str | None
     key = DigitalKey.objects.select_related("car").filter(pk=command.key_id).first()
     if key is None:
         return _("The key no longer exists.")
+    if command.reason == CommandReason.TRIP_START and key.status == K.ISSUED:
+        # The unlock staged for the start goes at the start, even if the trip clock has not
+        # opened the key yet (a thousand trips starting in one minute); a cancelled trip
+        # revoked the key, which stops it here.
+        # Measured from the moment it was staged for: a worker may take a message up to a
+        # second early (vehicles.commands.DUE_TOLERANCE, for clock skew between machines).
+        at = max(now, command.next_attempt_at or now)
+        refusal = key_refusal(key=key, action=command.action, now=at)
+        return str(refusal) if refusal else None
     if key.status != K.ACTIVE:
         refusal = key_refusal(key=key, action=command.action, now=now)
         return str(refusal) if refusal else _("This key is not active.")

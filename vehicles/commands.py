@@ -161,11 +161,15 @@ def vehicle_command_enqueue(
     actor: User | None,
     key_id: int | None = None,
     audited: bool = False,
+    not_before: datetime.datetime | None = None,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
     unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
     both happen or neither does. Sent once that transaction commits. `audited`: the caller
-    records the attempt in the keys audit log itself; otherwise the registered observer does."""
+    records the attempt in the keys audit log itself; otherwise the registered observer does.
+    `not_before`: a system command staged ahead of its moment (the unlock at a trip start, so a
+    thousand trips starting in one minute need no work at that minute but the sends); it waits
+    queued, supersedes nothing and is superseded by nothing until then."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("vehicle_command_enqueue() needs the calling service's transaction")
     if action not in CommandAction.values or reason not in CommandReason.values:
@@ -187,6 +191,9 @@ def vehicle_command_enqueue(
     # later one sees, and supersedes, the earlier one's queued command.
     Car.objects.select_for_update().filter(pk=car_id).first()
     now = timezone.now()
+    staged = not_before is not None and not_before > now
+    if staged and is_person:
+        raise ValueError("Only system commands are staged ahead of time")
     command = VehicleCommand.objects.create(
         car_id=car_id,
         key_id=key_id,
@@ -194,25 +201,55 @@ def vehicle_command_enqueue(
         action=action,
         reason=reason,
         send_by=now + PERSON_SEND_WINDOW if is_person else None,
-        next_attempt_at=now,
+        next_attempt_at=not_before if staged else now,
     )
     VehicleCommandEvent.objects.create(
         command=command,
         new_status=C.QUEUED,
         note=f"{reason} by {actor.email}" if actor is not None else f"{reason} by the system",
     )
-    # The latest wish for the car wins: an older command not yet sent would only undo it.
-    older = (
-        VehicleCommand.objects.filter(car_id=car_id, status=C.QUEUED)
-        .exclude(pk=command.pk)
-        .values_list("pk", flat=True)
-    )
-    for pk in older:
-        _command_move(pk, C.SUPERSEDED, f"replaced by {command.public_id}")
+    if staged:
+        # Nothing to supersede yet: the car's current wishes stand until this one is due.
+        delay = (not_before - now).total_seconds()
+    else:
+        # The latest wish for the car wins: an older command not yet sent would only undo it.
+        # A command staged for later (a trip's unlock at its start) is not older: it stays.
+        delay = 0.0
+        older = (
+            VehicleCommand.objects.filter(car_id=car_id, status=C.QUEUED)
+            .exclude(pk=command.pk)
+            .exclude(_staged(now))
+            .values_list("pk", flat=True)
+        )
+        for pk in older:
+            _command_move(pk, C.SUPERSEDED, f"replaced by {command.public_id}")
     if not audited and _command_observer is not None:
         _command_observer(command)
-    _dispatch(command.pk)
+    _dispatch(command.pk, delay=delay)
     return command
+
+
+def _staged(now: datetime.datetime) -> Q:
+    """Commands staged for a later moment and never sent yet (only the system stages, and only
+    a trip's unlock at its start), unlike a command waiting to retry, which a newer one does
+    replace."""
+    return Q(attempts=0, next_attempt_at__gt=now, actor__isnull=True)
+
+
+def commands_withdraw(*, key_id: int, note: str) -> int:
+    """Inside the caller's transaction: commands still queued under a key that was revoked (a
+    trip cancelled before its staged unlock) end as expired, never sent; returns how many."""
+    withdrawn = 0
+    for pk in VehicleCommand.objects.filter(key_id=key_id, status=C.QUEUED).values_list(
+        "pk", flat=True
+    ):
+        if _command_move(pk, C.EXPIRED, note):
+            withdrawn += 1
+    return withdrawn
+
+
+def command_exists(*, key_id: int, reason: str) -> bool:
+    return VehicleCommand.objects.filter(key_id=key_id, reason=reason).exists()
 
 
 # Every lock and unlock of a car goes into the keys app's audit log, including the owner's own
@@ -262,6 +299,7 @@ class Claim:
     car_id: int
     connection_id: int
     vehicle_id: str
+    by_person: bool = True  # someone pressed a button (and is looking at the car's status)
 
 
 def _is_due(command: VehicleCommand, now: datetime.datetime) -> bool:
@@ -330,6 +368,7 @@ def command_claim(*, command_id: int) -> Claim | None:
         car_id=claimed.car_id,
         connection_id=connection.pk,
         vehicle_id=connection.vehicle_id,
+        by_person=claimed.reason in PERSON_REASONS,
     )
 
 

@@ -117,7 +117,7 @@ def test_holder_unlocks_in_the_window_and_follows_the_command_to_the_car(
     assert Client().get(command_url(command["id"]), headers=auth(owner)).status_code == 200
     stranger_view = Client().get(command_url(command["id"]), headers=auth(stranger))
     assert_error(stranger_view, 404, "not_found")
-    entry = AuditEntry.objects.get(key=key, action="unlock")
+    entry = AuditEntry.objects.get(key=key, action="unlock", actor=renter)
     assert (entry.allowed, entry.via, str(entry.command_public_id)) == (True, "api", command["id"])
 
 

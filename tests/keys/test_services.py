@@ -295,9 +295,9 @@ def test_cancelling_stops_an_unlock_from_reaching_the_car(
 
     assert fresh(key).status == "revoked"
     unlock.refresh_from_db()
-    # Not sent yet: the end lock replaced it in the outbox, and the worker's last check would
-    # refuse it anyway.
-    assert unlock.status == CommandStatus.SUPERSEDED
+    # Not sent yet: revoking the key withdrew it from the outbox (and the worker's last check
+    # would refuse it anyway).
+    assert unlock.status == CommandStatus.EXPIRED
     assert use.command_guard(unlock, booking.starts_at - 19 * M) == "This key was revoked."
     vehicle_tasks.run_vehicle_command(command_id=unlock.pk)
     end_lock = EndLock.objects.get(key=key)  # the key had opened: the car is locked

@@ -99,6 +99,20 @@ def test_success_asks_for_a_status_refresh(
     delay.assert_called_once_with(car_id=connected_car.pk)
 
 
+def test_a_system_command_asks_for_no_full_status_read(
+    connected_car, sim_vehicle_id, django_capture_on_commit_callbacks
+):
+    # A thousand trips starting together would otherwise mean a thousand full status reads;
+    # the lock state is confirmed all the same.
+    with (
+        patch.object(tasks.refresh_vehicle_status, "delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        command = run(request(connected_car, reason=CommandReason.TRIP_END))
+    assert command.confirmed_at is not None
+    delay.assert_not_called()
+
+
 # --- Errors, one class at a time -----------------------------------------------------------------
 
 
