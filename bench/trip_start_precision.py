@@ -197,7 +197,9 @@ def _figures(values: list[float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    commands = benchlib.procfile_commands(Path(args.procfile), ["worker", "vehicle", "beat"])
+    commands = benchlib.procfile_commands(
+        Path(args.procfile), ["worker", "vehicle", "vehicle2", "beat"]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         # Beat's schedule file: this run's own, not .local/.
         commands["beat"] = commands["beat"].replace(
