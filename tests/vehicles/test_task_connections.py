@@ -90,7 +90,13 @@ def _database_settings(**env: str) -> dict:
     result = subprocess.run(  # noqa: S603 - our own interpreter and settings module
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "carshare.settings", **env},
+        # CARSHARE_TESTING: test settings, as pytest itself runs with (no production secret key).
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "carshare.settings",
+            "CARSHARE_TESTING": "1",
+            **env,
+        },
         capture_output=True,
         text=True,
         check=True,
