@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import datetime
 import logging
-from smtplib import SMTPException
 
 from celery import shared_task
-from django.core.cache import cache
 from django.utils import timezone
 
 from bookings import notifications, selectors, services
 from bookings.models import Booking, BookingStatus
+from carshare import once
 
 log = logging.getLogger(__name__)
 
-MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
-# How long an email's "sent" mark lives in Redis. Duplicates come from redelivery (within the
-# broker's one-hour visibility timeout) and retries (hours at most); 90 days is far beyond both.
-EMAIL_MARK_TTL = int(datetime.timedelta(days=90).total_seconds())
+MAIL_TRANSIENT = once.MAIL_TRANSIENT
 # Three sweeps' worth (run_trip_clock runs every 30 s), so a missed sweep still leaves time.
 START_SCHEDULE_AHEAD = datetime.timedelta(seconds=90)
 
@@ -68,12 +64,8 @@ def expire_unanswered_requests() -> int:
 
 
 # --- Emails ----------------------------------------------------------------------------------
-# Each email goes once per (booking, kind, recipient): the task claims a Redis key with SET NX
-# (cache.add) before sending, and gives it back if sending fails in a way worth retrying. A
-# worker dying between the claim and the send loses that one email (at most once); everything
-# else — redelivery, the task running twice, a retry — sends it exactly once. Models belong to
-# another part of the issue, hence Redis rather than a marker row; the reminder, which has a
-# marker on Booking (reminder_sent_at), claims that instead.
+# Each email goes once per (booking, kind, recipient) through carshare.once (a Redis mark);
+# the reminder, which has a marker on Booking (reminder_sent_at), claims that instead.
 
 
 def _email_key(booking_id: int, kind: str, role: str) -> str:
@@ -94,14 +86,10 @@ def send_booking_emails(booking_id: int, kind: str) -> None:
     if booking is None:
         return
     for role in notifications.recipients(booking, kind):
-        key = _email_key(booking_id, kind, role)
-        if not cache.add(key, timezone.now().isoformat(), timeout=EMAIL_MARK_TTL):
-            continue  # sent already (or being sent by another delivery right now)
-        try:
-            notifications.send_booking_email(booking, kind=kind, role=role)
-        except MAIL_TRANSIENT:
-            cache.delete(key)  # give the claim back so the retry sends it
-            raise
+        once.send_once(
+            _email_key(booking_id, kind, role),
+            lambda role=role: notifications.send_booking_email(booking, kind=kind, role=role),
+        )
 
 
 @shared_task

@@ -6,19 +6,16 @@ its rows and leaves when the work is done or no longer wanted, so running twice 
 
 from __future__ import annotations
 
-import datetime
 import logging
-from smtplib import SMTPException
 
 from celery import shared_task
-from django.core.cache import cache
 from django.utils import timezone
 
+from carshare import once
 from keys import endlocks, notifications, services
 
 log = logging.getLogger(__name__)
-MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
-EMAIL_MARK_TTL = int(datetime.timedelta(days=90).total_seconds())
+MAIL_TRANSIENT = once.MAIL_TRANSIENT
 
 
 @shared_task
@@ -52,10 +49,6 @@ def end_service_window(key_id: int) -> None:
     services.service_window_end(key_id=key_id)
 
 
-def _claim(mark: str) -> bool:
-    return bool(cache.add(mark, timezone.now().isoformat(), timeout=EMAIL_MARK_TTL))
-
-
 @shared_task(
     autoretry_for=MAIL_TRANSIENT,
     retry_backoff=True,
@@ -65,14 +58,10 @@ def _claim(mark: str) -> bool:
 )
 def send_key_email(key_id: int, kind: str) -> None:
     """Tell a co-driver or technician that they were given a key (or that it was revoked)."""
-    mark = f"keys:email:{key_id}:{kind}"
-    if not _claim(mark):
-        return  # sent already (a redelivered message)
-    try:
-        notifications.send_key_email(key_id=key_id, kind=kind)
-    except MAIL_TRANSIENT:
-        cache.delete(mark)  # give the claim back so the retry sends it
-        raise
+    once.send_once(
+        f"keys:email:{key_id}:{kind}",
+        lambda: notifications.send_key_email(key_id=key_id, kind=kind),
+    )
 
 
 @shared_task(
@@ -86,13 +75,9 @@ def send_end_lock_alert(end_lock_id: int, number: int) -> None:
     """Alert `number` (1, 2, ...) that a car would not lock at the end of its window, to the
     owner, the key holder and the admins; number 0 says it is locked now. Once each."""
     for recipient in notifications.end_lock_recipients(end_lock_id=end_lock_id):
-        mark = f"keys:endlock:{end_lock_id}:{number}:{recipient}"
-        if not _claim(mark):
-            continue
-        try:
-            notifications.send_end_lock_alert(
+        once.send_once(
+            f"keys:endlock:{end_lock_id}:{number}:{recipient}",
+            lambda recipient=recipient: notifications.send_end_lock_alert(
                 end_lock_id=end_lock_id, number=number, recipient=recipient
-            )
-        except MAIL_TRANSIENT:
-            cache.delete(mark)
-            raise
+            ),
+        )
