@@ -21,6 +21,7 @@ from accounts.models import User
 from keys import endlocks, tasks
 from keys.models import LIVE_STATUSES, AuditAction, DigitalKey, KeyKind, KeyStatus
 from keys.services import (
+    KEY_CLOCK_HORIZON,
     KeyRefused,
     _create_key,
     _key_move,
@@ -34,7 +35,6 @@ from vehicles.models import Car
 K = KeyStatus
 MAX_SHARED_KEYS_PER_TRIP = 5
 MAX_SERVICE_WINDOW = datetime.timedelta(days=14)
-KEY_CLOCK_HORIZON = datetime.timedelta(hours=1)
 
 
 # --- Shared keys ----------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def _service_key_insert(
         note=note[:200],
     )
     _holds().reserve(car_id=car.pk, key_id=key.pk, starts_at=starts_at, ends_at=ends_at)
-    if ends_at - timezone.now() <= KEY_CLOCK_HORIZON:
+    if ends_at - timezone.now() <= KEY_CLOCK_HORIZON:  # as the key clock's ETA tasks
         tasks.end_service_window.apply_async_on_commit(kwargs={"key_id": key.pk}, eta=ends_at)
     audit_record(
         car_id=car.pk,
