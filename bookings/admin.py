@@ -13,7 +13,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -21,7 +20,7 @@ from django.utils import timezone
 
 from bookings import services
 from bookings.models import Booking, BookingEvent, CarBlock, Hold
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, ask_for_reason
 
 
 class PeriodStartFilter(admin.SimpleListFilter):
@@ -157,16 +156,28 @@ class BookingAdmin(ReadOnlyAdmin):
         if form.is_bound and form.is_valid():
             self._cancel(request, queryset, reason=form.cleaned_data["reason"])
             return None  # back to the changelist, with the messages
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Cancel bookings",
-            "opts": self.model._meta,
-            "bookings": queryset.select_related("car", "renter"),
-            "form": form,
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "action": "cancel_with_reason",
-        }
-        return TemplateResponse(request, "admin/bookings/booking/cancel_with_reason.html", context)
+        return ask_for_reason(
+            self,
+            request,
+            action="cancel_with_reason",
+            title="Cancel bookings",
+            explanation=(
+                "These bookings will be cancelled through the same rules as a renter's or "
+                "owner's cancellation: the renter is refunded in full, both sides are told, and "
+                "the reason goes into each booking's history with you as the one who cancelled. "
+                "Bookings that can no longer be cancelled are left as they are and reported."
+            ),
+            submit_label="Cancel these bookings",
+            chosen=(
+                (
+                    b,
+                    f"{b.car}, {b.starts_at:%Y-%m-%d %H:%M} to {b.ends_at:%Y-%m-%d %H:%M} UTC, "
+                    f"{b.renter}: {b.get_status_display()}",
+                )
+                for b in queryset.select_related("car", "renter")
+            ),
+            form=form,
+        )
 
     def _cancel(self, request: HttpRequest, queryset: QuerySet[Booking], *, reason: str) -> None:
         cancelled = 0

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, ask_for_reason
 from keys import grants, services, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from vehicles.models import Car, CommandAction
@@ -103,16 +102,29 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
             if revoked:
                 self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Revoke keys",
-            "opts": self.model._meta,
-            "keys": queryset.select_related("car", "holder"),
-            "form": form,
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "action": "revoke_with_reason",
-        }
-        return TemplateResponse(request, "admin/keys/digitalkey/revoke_with_reason.html", context)
+        return ask_for_reason(
+            self,
+            request,
+            action="revoke_with_reason",
+            title="Revoke keys",
+            explanation=(
+                "These keys stop working now. Shared keys cut from a revoked trip key go with "
+                "it; a service window is freed for trips, and a car opened under an active "
+                "service or trip key is locked. The reason goes into each key's history and the "
+                "audit log, with you as the one who revoked it. Keys that have already ended are "
+                "left as they are and reported."
+            ),
+            submit_label="Revoke these keys",
+            chosen=(
+                (
+                    k,
+                    f"{k.get_kind_display()} — {k.car} — {k.holder}: {k.get_status_display()}, "
+                    f"{k.valid_from:%Y-%m-%d %H:%M} to {k.valid_until:%Y-%m-%d %H:%M} UTC",
+                )
+                for k in queryset.select_related("car", "holder")
+            ),
+            form=form,
+        )
 
     @admin.action(description="Lock these keys' cars now", permissions=["revoke"])
     def lock_cars(self, request: HttpRequest, queryset: QuerySet[DigitalKey]) -> None:
