@@ -38,8 +38,10 @@ API_VERSION = "2.0"
 REFRESH_TOKEN_LIFETIME = datetime.timedelta(days=60)  # Smartcar does not send it (§1.4)
 USER_AGENT = "carshare/1.0 (python-requests)"
 # Many `vehicle` worker threads share one session; each may hold a connection for seconds
-# while a car answers, so the pool is sized for them instead of urllib3's default of 10.
-POOL_MAXSIZE = 100
+# while a car answers, so the pool keeps as many connections as a vehicle worker has threads
+# (Procfile: -c 500) instead of urllib3's default of 10: a smaller pool throws connections away
+# in a wave of trip starts, and every one of those calls pays for a new TCP connection.
+POOL_MAXSIZE = 500
 PAGE_SIZE = 50  # the largest page /vehicles accepts
 
 _session_lock = threading.Lock()
