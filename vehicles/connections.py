@@ -288,8 +288,13 @@ def _refreshed(
             log.warning("Refresh lock of connection %s expired before release", connection_id)
 
 
-def _access_token(connection_id: int, *, allow_disconnected: bool = False) -> str:
-    connection = VehicleConnection.objects.get(pk=connection_id)
+def _access_token(
+    connection_id: int, *, allow_disconnected: bool = False, known: VehicleConnection | None = None
+) -> str:
+    if known is not None and known.pk == connection_id:
+        connection = known
+    else:
+        connection = VehicleConnection.objects.get(pk=connection_id)
     if connection.status == S.DISCONNECTED and not allow_disconnected:
         raise _no_tokens(connection)
     if not connection.access_token_encrypted:
@@ -306,14 +311,20 @@ def _access_token(connection_id: int, *, allow_disconnected: bool = False) -> st
     return crypto.decrypt_token(result.access_token_encrypted)
 
 
-def connection_access_token(*, connection_id: int, allow_disconnected: bool = False) -> str:
+def connection_access_token(
+    *,
+    connection_id: int,
+    allow_disconnected: bool = False,
+    known: VehicleConnection | None = None,
+) -> str:
     """The decrypted access token, refreshed first when it expires within 5 minutes.
 
     Network I/O: never call inside a transaction. Raises provider.AuthenticationFailed when the
     connection is disconnected (unless allowed: revoking needs one last token) or its refresh
-    token was refused (it is then marked unhealthy).
+    token was refused (it is then marked unhealthy). `known`: the row as the caller has just
+    read it (a command's claim), used instead of reading it again unless it needs a refresh.
     """
-    return _access_token(connection_id, allow_disconnected=allow_disconnected)
+    return _access_token(connection_id, allow_disconnected=allow_disconnected, known=known)
 
 
 def connection_refresh_if_aging(*, connection_id: int) -> bool:

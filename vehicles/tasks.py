@@ -49,7 +49,9 @@ def run_vehicle_command(command_id: int) -> None:
         return  # gone, done, not due, expired, busy (rescheduled), or claimed elsewhere
     cloud = provider.get_provider()
     try:
-        token = connections.connection_access_token(connection_id=claim.connection_id)
+        token = connections.connection_access_token(
+            connection_id=claim.connection_id, known=claim.connection
+        )
     except provider.VehicleCloudError as error:
         # The token could not be refreshed (the connection is marked unhealthy already).
         commands.command_record_error(claim=claim, error=error)

@@ -146,6 +146,23 @@ def test_claim_takes_the_command_once(connected_car, sim_vehicle_id):
     assert command.sent_at is not None
 
 
+def test_a_claim_is_one_transaction_and_carries_the_connection_it_read(
+    connected_car, django_assert_max_num_queries
+):
+    command = lock(connected_car)
+
+    # BEGIN, the command under its row lock, the live connection, the event, the move, COMMIT:
+    # at a thousand trips starting in one second this runs a thousand times.
+    with django_assert_max_num_queries(6):
+        claim = commands.command_claim(command_id=command.pk)
+
+    assert claim is not None
+    live = connections.connection_live_for_car(car_id=connected_car.pk)
+    assert claim.connection is not None
+    assert claim.connection.pk == live.pk
+    assert claim.connection.access_token_encrypted == live.access_token_encrypted
+
+
 def test_one_command_in_flight_per_car(connected_car, django_capture_on_commit_callbacks):
     first = lock(connected_car, reason=CommandReason.TRIP_START, actor=None)
     assert commands.command_claim(command_id=first.pk) is not None

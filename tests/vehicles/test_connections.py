@@ -183,6 +183,30 @@ def test_a_fresh_access_token_is_returned_without_refreshing(sim, settings, car,
     assert refresh_calls == []
 
 
+def test_the_row_a_caller_has_read_serves_the_token_without_reading_it_again(
+    sim, settings, car, refresh_calls, django_assert_num_queries
+):
+    connection, tokens = connect(car, sim, settings)
+    known = VehicleConnection.objects.get(pk=connection.pk)  # as a command's claim read it
+
+    with django_assert_num_queries(0):
+        token = connections.connection_access_token(connection_id=connection.pk, known=known)
+
+    assert token == tokens.access_token
+    assert refresh_calls == []
+
+
+def test_a_known_row_whose_token_expires_soon_is_still_refreshed(sim, settings, car, refresh_calls):
+    connection, tokens = connect(car, sim, settings)
+    expire_access_soon(connection, minutes=4)
+    known = VehicleConnection.objects.get(pk=connection.pk)
+
+    access = connections.connection_access_token(connection_id=connection.pk, known=known)
+
+    assert refresh_calls == [tokens.refresh_token]
+    assert access != tokens.access_token
+
+
 def test_an_expiring_access_token_is_refreshed_and_both_tokens_saved(
     sim, settings, car, refresh_calls
 ):
