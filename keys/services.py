@@ -209,7 +209,12 @@ def trip_key_issue(
 
 def _trip_keys(booking_id: int) -> list[DigitalKey]:
     """The trip key first, then its shared keys; row-locked in id order (no deadlocks)."""
-    keys = list(DigitalKey.objects.select_for_update().filter(booking_id=booking_id).order_by("pk"))
+    keys = list(
+        DigitalKey.objects.select_for_update(of=("self",))
+        .select_related("car")  # the car's settings decide what happens at start and end
+        .filter(booking_id=booking_id)
+        .order_by("pk")
+    )
     return sorted(keys, key=lambda k: k.kind != KeyKind.TRIP)
 
 
@@ -222,12 +227,14 @@ def trip_keys_start(*, booking_id: int) -> DigitalKey | None:
     keys = _trip_keys(booking_id)
     if not keys or keys[0].kind != KeyKind.TRIP:
         return None
-    trip_key = keys[0]
     now = timezone.now()
+    trip_key = keys[0]
     for key in keys:
         if key.status == K.ISSUED and key.valid_from <= now:
-            _key_move(key, K.ACTIVE, actor=None, reason=_("Trip start"))
-    trip_key.refresh_from_db()
+            moved = _key_move(key, K.ACTIVE, actor=None, reason=_("Trip start"))
+            if key is trip_key and moved is not None:
+                moved.car = key.car  # read with the keys already: no second query for it
+                trip_key = moved  # the rows are locked by _trip_keys: nothing else moved them
     if trip_key.status != K.ACTIVE or not trip_key.car.unlock_at_start:
         return trip_key
     if vehicle_commands.command_exists(key_id=trip_key.pk, reason=CommandReason.TRIP_START):
