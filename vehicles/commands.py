@@ -407,19 +407,29 @@ def command_reschedule(*, command_id: int, delay: float) -> bool:
 
 
 @transaction.atomic(durable=True)
-def command_record_ack(*, claim: Claim, ack: provider.CommandAck) -> bool:
-    """The cloud accepted the command: succeeded (confirmation follows). False if stale."""
+def command_record_ack(
+    *, claim: Claim, ack: provider.CommandAck, confirmed: provider.LockStatus | None = None
+) -> bool:
+    """The cloud accepted the command: succeeded. `confirmed`: the car already reports the
+    wanted state (read right after the answer), recorded with it; otherwise confirmation
+    follows (command_record_confirmation). False if stale."""
+    now = timezone.now()
+    if confirmed is not None and confirmed.is_locked != _wanted_locked(claim.action):
+        raise ValueError("confirmed= must show the state the command asked for")
     moved = _command_move(
         claim.command_id,
         C.SUCCEEDED,
         ack.message or "accepted by the vehicle cloud",
         attempt=claim.attempt,
-        answered_at=timezone.now(),
+        answered_at=now,
         provider_request_id=ack.meta.request_id[:64],
         error_type="",
         error_code="",
         error_message="",
+        **({"confirmed_at": now} if confirmed is not None else {}),
     )
+    if moved is not None and confirmed is not None:
+        _status_record_lock(car_id=claim.car_id, lock_status=confirmed)
     return moved is not None
 
 

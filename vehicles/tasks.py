@@ -24,8 +24,9 @@ from vehicles.models import Car, CommandAction, FuelType
 logger = logging.getLogger(__name__)
 
 # The cloud accepted the command; the car may apply it a moment later (the simulator after its
-# latency, real cars after seconds). Read the lock status after these pauses, then give up.
-CONFIRM_PAUSES_S = (0.0, 1.0, 2.0, 4.0)
+# latency, real cars after seconds). The lock status is read right after the answer and, if it
+# does not show the command yet, again after each of these pauses; then we give up.
+CONFIRM_PAUSES_S = (1.0, 2.0, 4.0)
 
 
 def _release_connection() -> None:
@@ -71,20 +72,42 @@ def run_vehicle_command(command_id: int) -> None:
             # The car said why (a door open, asleep): worth showing on the owner's page.
             commands.vehicle_status_request_refresh(car_id=claim.car_id)
         return
-    if not commands.command_record_ack(claim=claim, ack=ack):
-        return  # the sweep settled this attempt meanwhile
-    _confirm(
-        cloud,
-        token=token,
-        vehicle_id=claim.vehicle_id,
-        command_id=claim.command_id,
-        wanted_locked=claim.action == CommandAction.LOCK,
+    wanted_locked = claim.action == CommandAction.LOCK
+    # The car usually shows the new state by the time its cloud answers: read it once now, so
+    # the acceptance and the confirmation are recorded in one transaction (at a thousand trips
+    # starting together, one transaction fewer per car while the rest are still being sent).
+    seen = _read_lock_status(
+        cloud, token=token, vehicle_id=claim.vehicle_id, command_id=claim.command_id
     )
+    confirmed = seen if seen is not None and seen.is_locked == wanted_locked else None
+    if not commands.command_record_ack(claim=claim, ack=ack, confirmed=confirmed):
+        return  # the sweep settled this attempt meanwhile
+    if seen is not None and confirmed is None:
+        _confirm(
+            cloud,
+            token=token,
+            vehicle_id=claim.vehicle_id,
+            command_id=claim.command_id,
+            wanted_locked=wanted_locked,
+        )
     if claim.by_person:
         # Their page shows the car's status: read it all again. The trip clock's commands
         # skip this (the lock state is confirmed above; a page asks for more when viewed),
         # which at a thousand trips starting in one minute is a thousand status reads.
         commands.vehicle_status_request_refresh(car_id=claim.car_id)
+
+
+def _read_lock_status(
+    cloud: provider.VehicleCloud, *, token: str, vehicle_id: str, command_id: int
+) -> provider.LockStatus | None:
+    """The car's lock state after its cloud accepted command `command_id`; None if unreadable."""
+    _release_connection()
+    try:
+        return cloud.lock_status(access_token=token, vehicle_id=vehicle_id)
+    except provider.VehicleCloudError as error:
+        # The command itself succeeded; an unreadable status only leaves it unconfirmed.
+        logger.info("Could not confirm command %s: %s", command_id, error)
+        return None
 
 
 def _confirm(
@@ -95,16 +118,14 @@ def _confirm(
     command_id: int,
     wanted_locked: bool,
 ) -> bool:
-    """Read the lock status until the car reports the wanted state, a few times at most."""
+    """Read the lock status again until the car reports the wanted state, a few times at most
+    (the first read, right after the cloud's answer, did not show it yet)."""
     for pause in CONFIRM_PAUSES_S:
-        if pause:
-            time.sleep(pause)  # a worker thread waits; the car needs the time, not us
-        _release_connection()
-        try:
-            lock_status = cloud.lock_status(access_token=token, vehicle_id=vehicle_id)
-        except provider.VehicleCloudError as error:
-            # The command itself succeeded; an unreadable status only leaves it unconfirmed.
-            logger.info("Could not confirm command %s: %s", command_id, error)
+        time.sleep(pause)  # a worker thread waits; the car needs the time, not us
+        lock_status = _read_lock_status(
+            cloud, token=token, vehicle_id=vehicle_id, command_id=command_id
+        )
+        if lock_status is None:
             return False
         if lock_status.is_locked == wanted_locked:
             return commands.command_record_confirmation(

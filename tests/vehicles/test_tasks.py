@@ -380,6 +380,65 @@ def test_late_answer_of_a_resent_command_is_ignored(connected_car, sim_vehicle_i
     assert commands.command_record_ack(claim=fresh, ack=CommandAck(message="ok"))
 
 
+def test_an_answer_with_the_car_already_showing_it_is_confirmed_in_the_same_transaction(
+    connected_car, django_assert_max_num_queries
+):
+    from vehicles.provider import CommandAck, LockStatus
+
+    claim = commands.command_claim(command_id=request(connected_car).pk)
+    locked = LockStatus(is_locked=True, doors_open=False)
+    VehicleStatus.objects.create(car=connected_car, is_locked=False)  # read before, as usual
+
+    # BEGIN, the command under its lock, the event, the move, the car's status row, COMMIT.
+    with django_assert_max_num_queries(6):
+        assert commands.command_record_ack(
+            claim=claim, ack=CommandAck(message="ok"), confirmed=locked
+        )
+
+    command = VehicleCommand.objects.get(pk=claim.command_id)
+    assert command.status == C.SUCCEEDED
+    assert command.confirmed_at == command.answered_at
+    assert VehicleStatus.objects.get(car=connected_car).is_locked is True
+
+
+def test_a_confirmation_must_show_what_the_command_asked_for(connected_car):
+    from vehicles.provider import CommandAck, LockStatus
+
+    claim = commands.command_claim(command_id=request(connected_car).pk)  # a lock
+    with pytest.raises(ValueError, match="confirmed="):
+        commands.command_record_ack(
+            claim=claim,
+            ack=CommandAck(message="ok"),
+            confirmed=LockStatus(is_locked=False, doors_open=False),
+        )
+
+
+def test_a_car_slow_to_show_the_command_is_read_again_after_a_pause(
+    connected_car, sim_vehicle_id, sim
+):
+    reads = []
+    cloud_class = type(tasks.provider.get_provider())
+    real = cloud_class.lock_status
+
+    def first_read_unchanged(self, *, access_token, vehicle_id):
+        status = real(self, access_token=access_token, vehicle_id=vehicle_id)
+        reads.append(status)
+        if len(reads) == 1:  # as if the car had not applied it yet
+            return type(status)(is_locked=not status.is_locked, doors_open=status.doors_open)
+        return status
+
+    with (
+        patch.object(cloud_class, "lock_status", first_read_unchanged),
+        patch.object(tasks, "CONFIRM_PAUSES_S", (0.01, 0.01)),
+    ):
+        command = run(request(connected_car))
+
+    assert len(reads) == 2
+    assert command.status == C.SUCCEEDED
+    assert command.confirmed_at is not None
+    assert command.confirmed_at > command.answered_at
+
+
 def test_sweep_resends_a_lost_message_once(
     connected_car, sim_vehicle_id, sim, clock, django_capture_on_commit_callbacks
 ):
