@@ -206,6 +206,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ".local/celerybeat-schedule", str(Path(tmp) / "celerybeat-schedule")
         )
         simulator = SimProcess(Path(tmp) / "sim.db")
+        if args.sim_priority:
+            # The simulator stands in for the car makers' cloud, which does not run on our
+            # cores. Sharing two cores with a thousand starting trips, its one event-loop thread
+            # gets a fair share of the CPU like any other runnable task, and requests queue
+            # there before it stamps them received. Raising its priority (root only) measures
+            # our workers rather than the stand-in's queue; both are reported in bench/README.md.
+            os.setpriority(os.PRIO_PROCESS, simulator.proc.pid, -args.sim_priority)
         sim = SimControl(simulator.url)
         database_url = benchlib.database_recreate(BENCH_DB)
         env = benchlib.production_environment(
@@ -330,6 +337,7 @@ def _run(
         "trips": len(booking_ids),
         "singles": len(singles),
         "procfile": commands,
+        "sim_priority": args.sim_priority,
         "trip_unlock": trips,
         "single_unlock": single,
         "booking_started_after_t": _figures(started_at) if started_at else {},
@@ -357,6 +365,13 @@ def main() -> int:
     parser.add_argument("--lead", type=float, default=240, help="seconds from booking to T")
     parser.add_argument("--timeout", type=float, default=600, help="seconds after T at most")
     parser.add_argument("--procfile", default=str(ROOT / "Procfile"))
+    parser.add_argument(
+        "--sim-priority",
+        type=int,
+        default=0,
+        help="raise the simulator's CPU priority by N (nice -N; needs root): the cloud it stands "
+        "in for does not share our cores",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--logs", help="copy the workers' logs into this folder")
     parser.add_argument("--json", action="store_true")
