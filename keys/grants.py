@@ -168,16 +168,21 @@ def _key_share_apply(
         shared = (
             _key_move(shared, K.ACTIVE, actor=user, reason=_("Shared during the trip")) or shared
         )
+    _announce_granted(shared, to=co_driver, actor=user, action=AuditAction.SHARE, via=via)
+    return shared
+
+
+def _announce_granted(key: DigitalKey, *, to: User, actor: User, action: str, via: str) -> None:
+    """A key given to someone (shared, or a service key): in the audit log, and in their inbox."""
     audit_record(
         car_id=key.car_id,
-        key=shared,
-        actor=user,
-        action=AuditAction.SHARE,
+        key=key,
+        actor=actor,
+        action=action,
         via=via,
-        detail=f"to {co_driver.email}",
+        detail=f"to {to.email}",
     )
-    tasks.send_key_email.delay_on_commit(key_id=shared.pk, kind="issued")
-    return shared
+    tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="issued")
 
 
 # --- Service keys -----------------------------------------------------------------------------
@@ -344,15 +349,7 @@ def _service_key_insert(
     _holds().reserve(car_id=car.pk, key_id=key.pk, starts_at=starts_at, ends_at=ends_at)
     if ends_at - timezone.now() <= KEY_CLOCK_HORIZON:  # as the key clock's ETA tasks
         tasks.end_service_window.apply_async_on_commit(kwargs={"key_id": key.pk}, eta=ends_at)
-    audit_record(
-        car_id=car.pk,
-        key=key,
-        actor=user,
-        action=AuditAction.ISSUE_SERVICE,
-        via=via,
-        detail=f"to {technician.email}",
-    )
-    tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="issued")
+    _announce_granted(key, to=technician, actor=user, action=AuditAction.ISSUE_SERVICE, via=via)
     return key
 
 
