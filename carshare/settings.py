@@ -158,6 +158,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_TASK_ROUTES = {
     "vehicles.tasks.run_vehicle_command": {"queue": "vehicle"},
     "vehicles.tasks.refresh_vehicle_status": {"queue": "vehicle"},
+    "vehicles.tasks.confirm_vehicle_commands": {"queue": "vehicle"},
     "vehicles.tasks_connections.revoke_vehicle_access": {"queue": "vehicle"},
     "vehicles.tasks_connections.refresh_connection_tokens": {"queue": "vehicle"},
 }

@@ -3,7 +3,9 @@
 Smartcar signs each delivery with HMAC-SHA256 of the raw body, keyed by the application's
 management token (SC-Signature, hex). VERIFY challenges are not signed: they are answered with
 the HMAC of the challenge. Events update the car's last known status; deliveries are
-at-least-once, so the event id is stored and a second delivery changes nothing.
+at-least-once, so the event id is stored and a second delivery changes nothing. An event never
+confirms a command by itself: a reported lock state only prompts the car's own status read,
+which does.
 """
 
 from __future__ import annotations
@@ -22,11 +24,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from vehicles import commands
 from vehicles.models import (
-    CommandAction,
-    CommandStatus,
     ConnectionStatus,
-    VehicleCommand,
     VehicleConnection,
     VehicleStatus,
     WebhookEvent,
@@ -143,8 +143,12 @@ def event_apply(*, payload: dict[str, Any]) -> None:
     signals = _signals(payload)
     is_locked = signals.get("closure-islocked")
     if isinstance(is_locked, bool):
-        status.is_locked = is_locked
-        _confirm_command(car_id=connection.car_id, is_locked=is_locked)
+        status.is_locked = is_locked  # shown as the last known state until a read says more
+        # Never a confirmation by itself (an end lock would stop escalating on a claim): the
+        # car's own status read decides, prompted now if a command waits for this state.
+        commands.vehicle_commands_request_confirmation(
+            car_id=connection.car_id, is_locked=is_locked
+        )
     location = signals.get("location-preciselocation")
     if isinstance(location, dict):
         status.latitude = _as_float(location.get("latitude"))
@@ -155,11 +159,3 @@ def event_apply(*, payload: dict[str, Any]) -> None:
         status.battery_percent = charge
     status.data_age = timezone.now()
     status.save()
-
-
-def _confirm_command(*, car_id: int, is_locked: bool) -> None:
-    """The car reports the state a succeeded command asked for: that confirms it."""
-    wanted = CommandAction.LOCK if is_locked else CommandAction.UNLOCK
-    VehicleCommand.objects.filter(
-        car_id=car_id, status=CommandStatus.SUCCEEDED, action=wanted, confirmed_at__isnull=True
-    ).update(confirmed_at=timezone.now())

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from unittest.mock import patch
 
 import pytest
 import requests
 from django.utils import timezone
 
 from tests.factories import CarFactory
+from vehicles import tasks
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -132,7 +134,9 @@ def test_event_for_an_unknown_vehicle_is_acknowledged_and_ignored(client, db):
     assert not VehicleStatus.objects.exists()
 
 
-def test_a_lock_event_confirms_the_succeeded_lock_command(client, connection):
+def test_a_lock_event_prompts_a_read_instead_of_confirming_the_lock(
+    client, connection, django_capture_on_commit_callbacks
+):
     command = VehicleCommand.objects.create(
         car=connection.car,
         action=CommandAction.LOCK,
@@ -140,9 +144,22 @@ def test_a_lock_event_confirms_the_succeeded_lock_command(client, connection):
         status=CommandStatus.SUCCEEDED,
         answered_at=timezone.now(),
     )
-    deliver(client, event(locked=True))
+    with (
+        patch.object(tasks.confirm_vehicle_commands, "delay") as read,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        deliver(client, event(locked=True))
     command.refresh_from_db()
-    assert command.confirmed_at is not None
+    assert command.confirmed_at is None  # only the car's own read confirms it
+    read.assert_called_once_with(car_id=connection.car_id)
+
+
+def test_an_event_with_nothing_to_confirm_prompts_no_read(
+    client, connection, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as queued:
+        deliver(client, event(locked=True))
+    assert queued == []
 
 
 def test_vehicle_error_event_records_the_message(client, connection):
