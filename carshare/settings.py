@@ -370,6 +370,10 @@ SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "") or (
 )
 # Deliveries older than this are refused as replays (Smartcar retries for about 3 minutes).
 SMARTCAR_WEBHOOK_MAX_AGE = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_AGE", "600"))
+# Deliveries stamped further ahead of our clock than this are refused (clocks drift a little).
+SMARTCAR_WEBHOOK_CLOCK_SKEW = int(os.environ.get("SMARTCAR_WEBHOOK_CLOCK_SKEW", "60"))
+# Larger webhook bodies are refused with 413 unread (an event with every signal is a few KiB).
+SMARTCAR_WEBHOOK_MAX_BYTES = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_BYTES", str(64 * 1024)))
 # Seconds to wait for the vehicle cloud: connecting, and reading an answer (commands take time).
 VEHICLE_CLOUD_CONNECT_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_CONNECT_TIMEOUT", "5"))
 VEHICLE_CLOUD_READ_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_READ_TIMEOUT", "60"))

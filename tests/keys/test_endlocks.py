@@ -19,7 +19,7 @@ from tests.bookings.fixtures_bookings import request_booking
 from tests.factories import RenterFactory, UserFactory
 from vehicles import commands
 from vehicles import tasks as vehicle_tasks
-from vehicles.models import CommandStatus, VehicleCommand, VehicleStatus
+from vehicles.models import CommandStatus, VehicleCommand, VehicleStatus, WebhookEvent
 from vehicles.provider import CommandAck
 from vehicles.webhooks import sign
 
@@ -227,6 +227,39 @@ def accepted_not_applied(end_lock: EndLock) -> VehicleCommand:
     claim = commands.command_claim(command_id=end_lock.command_id)
     assert commands.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
     return VehicleCommand.objects.get(pk=end_lock.command_id)
+
+
+def status_snapshot(car_id: int) -> dict[str, object] | None:
+    return VehicleStatus.objects.filter(car_id=car_id).values().first()
+
+
+def test_a_forged_event_signed_by_the_verify_answer_changes_nothing(
+    end_lock, check, client, settings, sim, sim_vehicle_id, clock
+):
+    command = accepted_not_applied(end_lock)
+    assert sim.vehicle(sim_vehicle_id)["is_locked"] is False
+    before = status_snapshot(end_lock.car_id)
+
+    # The attacker has VERIFY sign the body of their choice, then delivers it as an event.
+    forged = locked_event(sim_vehicle_id)
+    asked = client.post(
+        WEBHOOK_URL,
+        {"eventId": "x", "eventType": "VERIFY", "data": {"challenge": forged.decode()}},
+        content_type="application/json",
+    )
+    oracle = asked.json().get("challenge", "") if asked.status_code == 200 else ""
+    delivered = client.post(
+        WEBHOOK_URL, forged, content_type="application/json", headers={"SC-Signature": oracle}
+    )
+
+    assert 400 <= delivered.status_code < 500
+    assert not WebhookEvent.objects.exists()
+    assert status_snapshot(end_lock.car_id) == before
+    command.refresh_from_db()
+    assert command.confirmed_at is None
+    clock.shift(endlocks.UNCONFIRMED_AFTER)
+    assert check(end_lock) == ("waiting+alerted", [1])
+    assert fresh(end_lock).status == "pending"
 
 
 def test_a_signed_locked_event_leaves_an_unlocked_car_escalating(
