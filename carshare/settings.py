@@ -39,7 +39,11 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.environ.get("CARSHARE_SITE_URL", "http://127.0.0.1:8000")
+# The port of the development web server (`make run`, the Procfile's web). The site's address
+# follows it unless CARSHARE_SITE_URL is set, so the links in emails and Connect's redirect
+# reach the server that is actually running.
+CARSHARE_PORT = int(os.environ.get("CARSHARE_PORT") or "8000")
+SITE_URL = (os.environ.get("CARSHARE_SITE_URL") or f"http://127.0.0.1:{CARSHARE_PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
