@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "carshare.middleware.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
@@ -326,8 +327,25 @@ CONTENT_SECURITY_POLICY = {
         "style-src": ["'self'"],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
+        # An injected <base> would send every relative script and form URL elsewhere.
+        "base-uri": ["'self'"],
     }
 }
+# Browser features a page may ask for (carshare.middleware.PermissionsPolicyMiddleware): only
+# "Use my location" on the browse and car forms (geolocation, this site only); everything else
+# is off for the site and for anything it frames.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "geolocation": ["self"],
+    **{
+        feature: []
+        for feature in [
+            "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
+            "fullscreen", "gyroscope", "hid", "idle-detection", "magnetometer", "microphone",
+            "midi", "payment", "picture-in-picture", "publickey-credentials-get",
+            "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+        ]
+    },
+}  # fmt: skip
 
 LOGGING = {
     "version": 1,
