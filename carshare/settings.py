@@ -254,6 +254,13 @@ ACCOUNT_RATE_LIMITS = {
 }
 if env_bool("CARSHARE_DISABLE_RATE_LIMITS"):
     ACCOUNT_RATE_LIMITS = False
+# Who the client is, for the per-IP limits above. Behind the TLS proxy REMOTE_ADDR is the
+# proxy's, the same for everyone; X-Forwarded-For names the client, but only the entries our
+# own proxies appended can be believed. 0 (the default, no proxy) ignores the header, so a
+# forged one cannot dodge the limits; with N proxies the N-th entry from the right is the
+# client. Or the one header a trusted proxy sets to the client's address (X-Real-IP, ...).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("CARSHARE_TRUSTED_PROXY_COUNT") or "0")
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = os.environ.get("CARSHARE_TRUSTED_CLIENT_IP_HEADER") or None
 HEADLESS_ONLY = False
 HEADLESS_FRONTEND_URLS = {
     "account_confirm_email": SITE_URL + "/accounts/confirm-email/{key}/",
