@@ -30,12 +30,21 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG")
 # Under pytest: plain-HTTP cookies and a throwaway key, as for local development.
 TESTING = env_bool("CARSHARE_TESTING") or "pytest" in sys.modules
+# Neither: a deployment, which never falls back to a development default (end of this module).
+PRODUCTION = not (DEBUG or TESTING)
+
+# Development and tests run on these when nothing else is set. They are published in this
+# repository, so nothing they protect is secret: production refuses every one of them.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
+DEVELOPMENT_TOKEN_KEY = "Y2Fyc2hhcmUtZGV2LWtleS1ub3QtcHJvZHVjdGlvbiE="  # noqa: S105
+DEVELOPMENT_SMARTCAR_CLIENT_SECRET = "carshare-dev-secret"  # noqa: S105
+DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN = "carshare-dev-management-token"  # noqa: S105
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -372,14 +381,24 @@ SIMULATOR_URL = os.environ.get(
 SMARTCAR_CLIENT_ID = os.environ.get("SMARTCAR_CLIENT_ID", "")
 SMARTCAR_CLIENT_SECRET = os.environ.get("SMARTCAR_CLIENT_SECRET", "")
 SMARTCAR_REDIRECT_URI = os.environ.get("SMARTCAR_REDIRECT_URI", "")
-# live | test | simulated on real Smartcar; "simulator" means our own local simulator.
+# live | test | simulated on real Smartcar; "simulator" means our own local simulator, the
+# default in development and tests only: a deployment that forgot SMARTCAR_* must not quietly
+# hand its owners' cars to a fake cloud, so there it has to be chosen by name.
 SMARTCAR_MODE = os.environ.get("SMARTCAR_MODE", "") or (
-    "live" if SMARTCAR_CLIENT_ID else "simulator"
+    "live" if SMARTCAR_CLIENT_ID else ("" if PRODUCTION else "simulator")
 )
+if not SMARTCAR_MODE:
+    raise ImproperlyConfigured(
+        "Choose the vehicle cloud when DJANGO_DEBUG is off: SMARTCAR_CLIENT_ID and "
+        "SMARTCAR_CLIENT_SECRET for Smartcar, or SMARTCAR_MODE=simulator (with a client secret "
+        "of your own) for the local simulator."
+    )
 if SMARTCAR_MODE == "simulator":
-    # The app's own development client, registered in the simulator at start.
+    # The app's own client, registered in the simulator at start; its published secret only
+    # outside production.
     SMARTCAR_CLIENT_ID = SMARTCAR_CLIENT_ID or "carshare-dev"
-    SMARTCAR_CLIENT_SECRET = SMARTCAR_CLIENT_SECRET or "carshare-dev-secret"
+    if not (SMARTCAR_CLIENT_SECRET or PRODUCTION):
+        SMARTCAR_CLIENT_SECRET = DEVELOPMENT_SMARTCAR_CLIENT_SECRET
     SMARTCAR_REDIRECT_URI = SMARTCAR_REDIRECT_URI or SITE_URL + "/connect/callback/"
 _smartcar_default = SIMULATOR_URL if SMARTCAR_MODE == "simulator" else None
 SMARTCAR_API_ORIGIN = os.environ.get("SMARTCAR_API_ORIGIN") or (
@@ -392,9 +411,10 @@ SMARTCAR_CONNECT_ORIGIN = os.environ.get("SMARTCAR_CONNECT_ORIGIN") or (
     _smartcar_default or "https://connect.smartcar.com"
 )
 # Secret Smartcar signs webhooks with (the application's management token). Unset: the
-# webhook endpoint answers 404 (except in simulator mode, which has a published dev token).
+# webhook endpoint answers 404 (except in development and tests on the simulator, which has a
+# published token).
 SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "") or (
-    "carshare-dev-management-token" if SMARTCAR_MODE == "simulator" else ""
+    DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN if SMARTCAR_MODE == "simulator" and not PRODUCTION else ""
 )
 # Deliveries older than this are refused as replays (Smartcar retries for about 3 minutes).
 SMARTCAR_WEBHOOK_MAX_AGE = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_AGE", "600"))
@@ -408,7 +428,37 @@ VEHICLE_STATUS_MIN_INTERVAL = int(os.environ.get("VEHICLE_STATUS_MIN_INTERVAL", 
 # newest first (`manage.py rotate_token_keys` re-encrypts under the first).
 CARSHARE_TOKEN_KEYS = env_list("CARSHARE_TOKEN_KEYS")
 if not CARSHARE_TOKEN_KEYS:
-    if not (DEBUG or TESTING):
+    if PRODUCTION:
         raise ImproperlyConfigured("CARSHARE_TOKEN_KEYS must be set when DJANGO_DEBUG is off.")
-    # Development and tests only: a published key, so nothing it protects is secret.
-    CARSHARE_TOKEN_KEYS = ["Y2Fyc2hhcmUtZGV2LWtleS1ub3QtcHJvZHVjdGlvbiE="]
+    CARSHARE_TOKEN_KEYS = [DEVELOPMENT_TOKEN_KEY]
+
+# --- Production runs on nothing published ---------------------------------------------------
+# A development secret copied into a deployment (from this module, .env.example or a shell
+# history) would let anyone sign sessions, read the stored car tokens or pose as the vehicle
+# cloud: refuse to start, whatever the vehicle cloud, the simulator included.
+if PRODUCTION:
+    _development_secrets = {
+        DEVELOPMENT_SECRET_KEY,
+        DEVELOPMENT_TOKEN_KEY,
+        DEVELOPMENT_SMARTCAR_CLIENT_SECRET,
+        DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN,
+    }
+    _in_use = {
+        "DJANGO_SECRET_KEY": [SECRET_KEY],
+        "CARSHARE_TOKEN_KEYS": CARSHARE_TOKEN_KEYS,
+        "SMARTCAR_CLIENT_SECRET": [SMARTCAR_CLIENT_SECRET],
+        "SMARTCAR_WEBHOOK_SECRET": [SMARTCAR_WEBHOOK_SECRET],
+    }
+    _published = sorted(
+        name for name, values in _in_use.items() if _development_secrets.intersection(values)
+    )
+    if _published:
+        raise ImproperlyConfigured(
+            "A published development secret is set in production: "
+            + ", ".join(_published)
+            + ". Generate new values (see .env.example)."
+        )
+    if not SMARTCAR_CLIENT_SECRET:
+        raise ImproperlyConfigured(
+            "SMARTCAR_CLIENT_SECRET must be set when DJANGO_DEBUG is off (the simulator's too)."
+        )
