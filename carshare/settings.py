@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (CSRF reads a POST's form).
+    "carshare.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -317,8 +319,20 @@ STORAGES = {
 # Development and tests serve static files straight from static/ (no collectstatic needed).
 WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# --- Uploads: car photos ---------------------------------------------------------------------
+# A request body over this is refused (413) before anything reads it (carshare.middleware):
+# the photos of one form or API call together, with room for the rest of the form.
+CARSHARE_MAX_REQUEST_BYTES = int(os.environ.get("CARSHARE_MAX_REQUEST_BYTES") or 50 * 1024 * 1024)
+# Uploads over this go to a temporary file rather than memory; form fields and JSON (the rest
+# of a body) may take this much memory at most (Django's defaults, 2.5 MB).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Photos per car, counted under a lock on the car so two uploads at once cannot pass it.
+CARSHARE_MAX_PHOTOS_PER_CAR = int(os.environ.get("CARSHARE_MAX_PHOTOS_PER_CAR") or "10")
+# Pixels a photo may have, read from its header before it is decoded: decoding takes about
+# 4 bytes a pixel, so 40 megapixels (a 7700 x 5200 camera) stays near 160 MB, and a small file
+# declaring 13000 x 13000 is refused without costing any.
+CARSHARE_PHOTO_MAX_PIXELS = int(os.environ.get("CARSHARE_PHOTO_MAX_PIXELS") or "40000000")
 
 # --- Security --------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG and not TESTING)
