@@ -389,10 +389,11 @@ def car_photos_add(
     request: ApiRequest, car_id: UUID, photos: File[list[UploadedFile]]
 ) -> Status[dict[str, Any]]:
     """Add photos (multipart/form-data, one or more `photos` parts): JPEG, PNG or WebP, up to
-    8 MB each, at most 10 per car."""
+    8 MB and 40 megapixels each, 50 MB per request (413 `too_large` above), at most 10 per car
+    (the defaults; a deployment may change them)."""
     car = selectors.car_for_owner(user=request.auth, public_id=car_id)
-    # The whole CarForm on the stored values, so its photo rules (images only, 8 MB each,
-    # 10 per car) apply as on the edit page.
+    # The whole CarForm on the stored values, so its photo rules (JPEG, PNG or WebP within the
+    # pixel budget, 8 MB each, the cap per car) apply as on the edit page.
     form = forms.CarForm(instance=car, data=_current_values(car), files=request.FILES)
     if not form.is_valid():
         raise _invalid(form)
