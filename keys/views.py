@@ -260,20 +260,19 @@ def key_share(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            shared = grants.key_share(
+            grants.key_share_offer(
                 key=key,
                 user=request.user,
                 email=data["email"],
                 starts_at=data["starts_at"],
                 ends_at=data["ends_at"],
             )
-        except KeyRefused as refusal:
-            field = "email" if refusal.code in ("no_such_user", "not_eligible") else None
+        except KeyRefused as refusal:  # the window, a full trip, their own email
+            field = "email" if refusal.code == "not_eligible" else None
             form.add_error(field, str(refusal))
         else:
-            share_message = _("Shared with %(name)s: they have been emailed their key.") % {
-                "name": shared.holder.get_full_name() or shared.holder.email
-            }
+            # The same words whether a key was given or not: see grants.share_answer().
+            share_message = grants.share_answer(email=data["email"])
             if not request.htmx:
                 messages.success(request, share_message)
                 return redirect(key)
