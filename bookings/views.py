@@ -29,7 +29,13 @@ from django_htmx.http import trigger_client_event
 from accounts.models import User
 from bookings import forms, ical, pricing, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingStatus, CarBlock
-from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
+from carshare.http import (
+    AuthedHtmxRequest,
+    HtmxRequest,
+    ask_to_confirm,
+    is_confirmed,
+    render_page_or_partial,
+)
 from keys import selectors as key_selectors
 from keys import views as key_views
 from vehicles import selectors as car_selectors
@@ -233,6 +239,18 @@ def booking_cancel(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 @require_POST
 def booking_end(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     booking = selectors.booking_for_participant(user=request.user, public_id=public_id)
+    if not is_confirmed(request):  # one tap must not end a trip: ask first
+        return ask_to_confirm(
+            request,
+            question=_("End the trip now?"),
+            detail=_(
+                "The trip ends at once: your key stops opening the car, carshare locks it and "
+                "the price stays as booked. This can't be undone."
+            ),
+            yes=_("Yes, end the trip"),
+            back_url=booking.get_absolute_url(),
+            target="#booking-status",
+        )
     try:
         booking = services.booking_end(booking=booking, user=request.user)
     except services.BookingError as refusal:

@@ -539,7 +539,7 @@ def test_share_then_revoke_from_the_trip_page(active_key, renter, co_driver):
     assert (shared.holder, shared.valid_until, shared.status) == (co_driver, until, "active")
     assert key_url("key_revoke", shared) in html
 
-    response = client.post(key_url("key_revoke", shared), headers=HTMX)
+    response = client.post(key_url("key_revoke", shared), {"confirm": "1"}, headers=HTMX)
     assert response.status_code == 200
     assert 'id="key-sharing"' in response.content.decode()
     assert "Key revoked" in response.content.decode()
@@ -592,6 +592,35 @@ def test_share_answers_alike_whether_or_not_the_email_can_get_a_key(
     assert fragments == pages
     shared = DigitalKey.objects.filter(kind=KeyKind.SHARED)
     assert [k.holder.email for k in shared] == [co_driver.email]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_revoke_and_give_back_ask_first(shared_key, active_key, renter, co_driver, htmx):
+    """Revoke (the renter, on the trip page) and Give the key back (the co-driver, on the key's
+    page) ask before they act; only the confirmed press revokes."""
+    url = key_url("key_revoke", shared_key)
+    headers = HTMX if htmx else {}
+    for user, question, target in [
+        (renter, "Revoke Cleo Codriver&#x27;s key?", 'hx-target="#key-sharing"'),
+        (co_driver, "Give the key back?", ""),
+    ]:
+        response = as_user(user).post(url, headers=headers)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert question in html
+        assert 'name="confirm" value="1"' in html
+        assert ("<html" in html) is not htmx
+        if htmx and target:
+            assert target in html
+        shared_key.refresh_from_db()
+        assert shared_key.status == "active"
+    page = as_user(co_driver).get(shared_key.get_absolute_url()).content.decode()
+    assert f'hx-post="{url}" hx-target="this"' in page  # the button asks in place
+
+    response = as_user(co_driver).post(url, {"confirm": "1"}, headers=headers)
+    assert response.status_code == (200 if htmx else 302)
+    shared_key.refresh_from_db()
+    assert shared_key.status == "revoked"
 
 
 def test_share_without_htmx_redirects(active_key, renter, co_driver):
@@ -696,7 +725,7 @@ def test_technician_gets_and_uses_a_service_key(connected_car, owner, technician
     assert VehicleCommand.objects.get(actor=technician).reason == "service"
 
     # The owner revokes it from the panel: the panel comes back without it being live.
-    response = as_user(owner).post(key_url("key_revoke", key), headers=HTMX)
+    response = as_user(owner).post(key_url("key_revoke", key), {"confirm": "1"}, headers=HTMX)
     assert response.status_code == 200
     assert 'id="car-keys"' in response.content.decode()
     assert "Key revoked" in response.content.decode()
@@ -706,7 +735,7 @@ def test_technician_gets_and_uses_a_service_key(connected_car, owner, technician
 
 def test_renter_cannot_revoke_their_trip_key(active_key, renter):
     client = as_user(renter)
-    response = client.post(key_url("key_revoke", active_key))
+    response = client.post(key_url("key_revoke", active_key), {"confirm": "1"})
     assert response.status_code == 302
     active_key.refresh_from_db()
     assert active_key.status == "active"
