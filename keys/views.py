@@ -119,7 +119,11 @@ def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
         return {"live": False}
     # Someone is looking: have the worker read the car (at most once per interval).
     vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
-    return {"live": True, "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk)}
+    return {
+        "live": True,
+        "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk),
+        "doors_open_reported": car_selectors.lock_refused_door_open(car_id=car.pk),
+    }
 
 
 @login_required

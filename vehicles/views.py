@@ -93,6 +93,9 @@ def _car_page(
             else "",
             "connection_scopes": connect.permission_labels(connection.scopes) if connection else [],
             "vehicle_status": selectors.vehicle_status_for_car(car_id=car.pk),
+            "doors_open_reported": selectors.lock_refused_door_open(
+                car_id=car.pk, newest_first=recent
+            ),
             "commands": recent,
             "command": next((c for c in recent if c.is_pending), None),
         }
