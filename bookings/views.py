@@ -224,6 +224,19 @@ def booking_decline(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse
     form = forms.BookingReasonForm(request.POST)
     if not form.is_valid():
         return _action_refused(request, booking, _("The reason is too long."), decline_form=form)
+    if not is_confirmed(request):  # the renter is told at once: ask first
+        return ask_to_confirm(
+            request,
+            question=_("Decline this request?"),
+            detail=_(
+                "The renter is told at once and the car is free for others again. This can't "
+                "be undone."
+            ),
+            yes=_("Yes, decline"),
+            back_url=booking.get_absolute_url(),
+            target="#booking-status",
+            hidden={"reason": form.cleaned_data["reason"]},
+        )
     try:
         booking = services.booking_decline(
             booking=booking, user=request.user, reason=form.cleaned_data["reason"]

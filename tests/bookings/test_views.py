@@ -327,10 +327,21 @@ def test_approving_twice_shows_the_refusal(owner_client, confirmed_booking):
     assert "Not possible now" in response.content.decode()
 
 
-def test_decline_records_the_reason(owner_client, requested_booking):
-    response = owner_client.post(
-        booking_url("booking_decline", requested_booking), {"reason": "In the garage"}
-    )
+def test_decline_asks_first_and_records_the_reason(owner_client, requested_booking):
+    url = booking_url("booking_decline", requested_booking)
+    page = owner_client.post(url, {"reason": "In the garage"})  # one tap: only the question
+    fragment = owner_client.post(url, {"reason": "In the garage"}, headers=HTMX)
+    for response in (page, fragment):
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "Decline this request?" in html
+        assert 'name="confirm" value="1"' in html
+        assert 'name="reason" value="In the garage"' in html  # carried to the confirmation
+    assert "<html" not in fragment.content.decode()
+    requested_booking.refresh_from_db()
+    assert requested_booking.status == B.REQUESTED
+
+    response = owner_client.post(url, {"reason": "In the garage", "confirm": "1"})
     assert response.status_code == 302
     requested_booking.refresh_from_db()
     assert requested_booking.status == B.DECLINED
@@ -338,7 +349,9 @@ def test_decline_records_the_reason(owner_client, requested_booking):
 
 
 def test_decline_by_renter_is_refused(renter_client, requested_booking):
-    response = renter_client.post(booking_url("booking_decline", requested_booking), headers=HTMX)
+    response = renter_client.post(
+        booking_url("booking_decline", requested_booking), {"confirm": "1"}, headers=HTMX
+    )
     assert response.status_code == 200
     requested_booking.refresh_from_db()
     assert requested_booking.status == B.REQUESTED
