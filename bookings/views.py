@@ -369,6 +369,13 @@ def _booking_detail_context(user: User, booking: Booking) -> dict[str, Any]:
         )
     trip_key = key_selectors.trip_key_for_booking(booking_id=booking.pk)
     end_lock = key_selectors.end_lock_state(key_id=trip_key.pk) if trip_key else None
+    # The renter's key may still lock for a while after the end (the Lock on this page).
+    renter_can_lock = (
+        is_renter
+        and trip_key is not None
+        and trip_key.is_live
+        and timezone.now() < trip_key.lock_until
+    )
     events = [
         {
             "event": event,
@@ -394,19 +401,17 @@ def _booking_detail_context(user: User, booking: Booking) -> dict[str, Any]:
         "cancel_form": forms.BookingReasonForm(),
         "decline_form": forms.BookingReasonForm(),
         "end_lock": end_lock,
-        # The renter's key may still lock for a while after the end (the Lock on this page).
-        "renter_can_lock": is_renter
-        and trip_key is not None
-        and trip_key.is_live
-        and timezone.now() < trip_key.lock_until,
-        "status_poll": _status_poll(booking, end_lock),
+        "renter_can_lock": renter_can_lock,
+        "status_poll": _status_poll(booking, end_lock, renter_can_lock=renter_can_lock),
     }
 
 
-def _status_poll(booking: Booking, end_lock: key_selectors.EndLockState | None) -> dict | None:
+def _status_poll(
+    booking: Booking, end_lock: key_selectors.EndLockState | None, *, renter_can_lock: bool
+) -> dict | None:
     """How often the open page asks for the status region, and what it shows now (`seen`);
     None once nothing on it can change."""
-    seen = f"{booking.status}.{end_lock.seen if end_lock else ''}"
+    seen = f"{booking.status}.{end_lock.seen if end_lock else ''}.{int(renter_can_lock)}"
     if end_lock is not None or booking.status == B.ACTIVE:
         return {"every": settings.BOOKING_PAGE_POLL_SECONDS, "seen": seen}
     if booking.status == B.CONFIRMED and booking.starts_at - timezone.now() <= POLL_CLOSE_TO_START:
