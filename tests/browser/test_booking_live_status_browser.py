@@ -1,5 +1,6 @@
 """An open trip page follows the trip: left open on a confirmed trip, it turns to "On the road"
-at the start, without a reload, and its "Cancel booking…" goes."""
+at the start, without a reload, and its "Cancel booking…" goes. "End trip now" then asks in
+place before it ends the trip."""
 
 from __future__ import annotations
 
@@ -50,3 +51,13 @@ def test_an_open_trip_page_turns_active_at_the_start(
     expect(status.get_by_role("link", name="Cancel booking…")).to_have_count(0)
     expect(status.get_by_role("button", name="End trip now")).to_be_visible()
     assert page.evaluate("window.carshareNotReloaded") is True
+
+    status.get_by_role("button", name="End trip now").click()
+    expect(status).to_contain_text("End the trip now?")
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.ACTIVE  # the question only
+    status.get_by_role("button", name="Yes, end the trip").click()
+    expect(status).to_contain_text("Completed")
+    assert page.evaluate("window.carshareNotReloaded") is True
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.COMPLETED
