@@ -209,6 +209,9 @@ CELERY_BEAT_SCHEDULE["queue-trip-reminders"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# An open trip page asks for its status this often while the trip runs or starts within the
+# hour, or its end lock is still pending (a trip further off, or a request: once a minute).
+BOOKING_PAGE_POLL_SECONDS = int(os.environ.get("BOOKING_PAGE_POLL_SECONDS", "5"))
 # --- end of the bookings block -------------------------------------------------------------
 # --- Digital keys (issue 6): the key clock and the end locks -----------------------------
 # Opens windows that have started, locks cars at the end of service windows, expires keys past

@@ -169,6 +169,8 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         indexes = [models.Index(fields=["car", "-at"])]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else f"denied ({self.code})"
