@@ -35,7 +35,15 @@ from pydantic import BaseModel
 from accounts.models import User
 from carshare import times
 from keys import grants, selectors, services, use
-from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from keys.models import (
+    LIVE_STATUSES,
+    AuditAction,
+    AuditEntry,
+    AuditVia,
+    DigitalKey,
+    KeyKind,
+    KeyStatus,
+)
 from vehicles import selectors as vehicle_selectors
 from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
@@ -149,8 +157,10 @@ class AuditOut(Schema):
         "not_allowed, not_connected, ..."
     )
     detail: str = Field(description="The refusal's message, an override's reason, a recipient.")
-    via: Literal["web", "api", "admin", "system"] = Field(
-        description="Where the attempt came from; system: the trip or key clock."
+    via: str = Field(
+        description="Where the attempt came from: web, api, admin; system: the trip or key "
+        "clock; owner: the owner's own lock or unlock, outside any key.",
+        json_schema_extra={"enum": list(AuditVia.values)},
     )
     actor: PersonOut | None = Field(description="Who tried; null for the system.")
     key_id: UUID | None = Field(description="The key used or acted on, if any.")

@@ -71,7 +71,9 @@ class ConnectionOut(Out):
 
 class CarOut(Out):
     id: UUID = Field(description="The car's public id, as used in every URL.")
-    make: str = Field(description="Make code, one of the supported makes.")
+    make: str = Field(
+        description="Make code, one of the supported makes.", json_schema_extra={"enum": MAKES}
+    )
     make_name: str = Field(description="The make as people write it.")
     model: str
     year: int
