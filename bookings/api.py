@@ -32,7 +32,7 @@ from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
 from carshare import times
 from vehicles import api as vehicles_api
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 
 router = Router(tags=["bookings"])
 
@@ -265,13 +265,17 @@ class ReasonIn(BaseModel):
     reason: str = Field("", max_length=500, description="Optional; shown to the other party.")
 
 
-class BookingListQuery(Schema):
+_ANY_STATUS = "|".join(B.values)
+
+
+class BookingListQuery(QueryParams):
     role: Literal["renter", "owner", "all"] = Field(
         "all", description="Bookings you made (renter), of your cars (owner), or both."
     )
     status: str = Field(
         "",
         description="Only these statuses, comma-separated, e.g. requested,confirmed.",
+        pattern=rf"^(|({_ANY_STATUS})(,({_ANY_STATUS}))*)$",
         json_schema_extra={"examples": ["requested,confirmed"]},
     )
     limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
@@ -287,7 +291,7 @@ class BookingListQuery(Schema):
         return ",".join(wanted)
 
 
-class AvailabilityQuery(Schema):
+class AvailabilityQuery(QueryParams):
     from_: QueryDatetime = Field(
         None, alias="from", description=f"With an offset or Z, e.g. {ISO_EXAMPLE}. Default: now."
     )

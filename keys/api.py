@@ -45,7 +45,7 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
@@ -324,7 +324,7 @@ class OwnerUnlockIn(BaseModel):
     )
 
 
-class KeyListQuery(Schema):
+class KeyListQuery(QueryParams):
     state: Literal["active", "upcoming", "past"] | None = Field(
         None, description="Only keys open now, opening later, or over (the latest 50)."
     )
@@ -332,7 +332,7 @@ class KeyListQuery(Schema):
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
 
 
-class PageQuery(Schema):
+class PageQuery(QueryParams):
     limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
 

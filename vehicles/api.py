@@ -14,13 +14,14 @@ from typing import Any, Literal
 from uuid import UUID
 
 from allauth.headless.contrib.ninja.security import x_session_token_auth
+from django import forms as django_forms
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.forms import BaseForm
 from django.http import HttpRequest
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import AuthenticationError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo, model_validator
 
 from accounts.models import User
 from vehicles import forms, selectors, services
@@ -200,31 +201,93 @@ def _connection_out(car: Car) -> dict[str, str] | None:
 # --- Input ----------------------------------------------------------------------------------
 
 
-class CarSearchQuery(Schema):
-    """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
-    page URL works against the API as it is: an empty or missing value means "any"."""
+class QueryParams(Schema):
+    """Base of every operation's query parameters: one the operation does not take is refused
+    (400 `invalid`, naming it) rather than ignored, so a misspelt filter (price_min for
+    min_price) never answers with an unfiltered list that looks like an answer."""
 
-    city: str = ""
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown(cls, data: Any, info: ValidationInfo) -> Any:
+        request = (info.context or {}).get("request")  # ninja validates with the request
+        if isinstance(request, HttpRequest):
+            known = {field.alias or name for name, field in cls.model_fields.items()}
+            unknown = sorted(set(request.GET) - known)
+            if unknown:
+                # Django's ValidationError passes through pydantic untouched, to the API's
+                # handler, which names each parameter in the envelope's fields.
+                raise ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return data
+
+
+_EMPTY = {"type": "string", "enum": [""]}  # "not given", as the browse page sends it
+
+
+def _search_field(name: str, description: str) -> Any:
+    """A CarSearchForm parameter, read as a string for the form to parse (empty: any), stated
+    in the document with the form's own bounds, so the two cannot drift apart."""
+    field = forms.CarSearchForm.base_fields[name]
+    stated: dict[str, Any]
+    if isinstance(field, django_forms.DateTimeField):
+        stated = {"type": "string", "format": "date-time"}
+    elif isinstance(field, django_forms.DecimalField | django_forms.IntegerField):
+        is_int = isinstance(field, django_forms.IntegerField)
+        stated = {"type": "integer" if is_int else "number"}
+        largest = getattr(field, "max_digits", None)
+        places = getattr(field, "decimal_places", None)
+        if field.min_value is not None:
+            stated["minimum"] = int(field.min_value) if is_int else float(field.min_value)
+        if field.max_value is not None:
+            stated["maximum"] = int(field.max_value) if is_int else float(field.max_value)
+        elif largest is not None and places is not None:
+            stated["maximum"] = float(10 ** (largest - places) - Decimal(10) ** -places)
+    elif isinstance(field, django_forms.CharField) and field.max_length is not None:
+        return Field("", description=description, max_length=field.max_length)
+    else:
+        raise TypeError(f"State how {name} is read.")
+
+    def state(schema: dict[str, Any]) -> None:
+        schema.pop("type", None)
+        schema["anyOf"] = [stated, _EMPTY]
+
+    return Field("", description=description, json_schema_extra=state)
+
+
+# The checkbox's "on" (what the browse page sends), true / 1 for "instant-book cars only";
+# false / 0 or empty for "any". Anything else is refused, not read as a yes.
+QueryBool = Literal["", "true", "false", "on", "1", "0"]
+
+
+class CarSearchQuery(QueryParams):
+    """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
+    page URL's filters work against the API as they are: an empty or missing value means
+    "any". (The page's own `page` is refused: the API pages with limit and offset.)"""
+
+    city: str = _search_field("city", "Cars in this city (as the listing names it).")
     make: str = Field("", json_schema_extra={"enum": ["", *MAKES]})
-    lat: str = Field("", description="Latitude of the search centre, -90 to 90.")
-    lng: str = Field("", description="Longitude of the search centre, -180 to 180.")
-    radius_km: str = Field("", description="0.1 to 1000; needs lat and lng.")
-    min_price: str = Field("", description="Lowest price per hour (EUR).")
-    max_price: str = Field("", description="Highest price per hour (EUR).")
-    seats: str = Field("", description="At least this many seats, 1 to 9.")
+    lat: str = _search_field("lat", "Latitude of the search centre; needs lng.")
+    lng: str = _search_field("lng", "Longitude of the search centre; needs lat.")
+    radius_km: str = _search_field("radius_km", "Only cars this close to lat/lng.")
+    min_price: str = _search_field("min_price", "Lowest price per hour (EUR), 2 decimals.")
+    max_price: str = _search_field(
+        "max_price", "Highest price per hour (EUR), 2 decimals; not below min_price."
+    )
+    seats: str = _search_field("seats", "At least this many seats.")
     fuel_type: str = Field("", json_schema_extra={"enum": ["", *FuelType.values]})
     transmission: str = Field("", json_schema_extra={"enum": ["", *Transmission.values]})
-    instant_book: str = Field("", description="true: instant-book cars only.")
-    available_from: str = Field(
-        "",
-        description="Only cars free from this moment until available_to (both or neither): "
+    instant_book: QueryBool = Field(
+        "", description="true (or on, 1): instant-book cars only; false (0) or empty: any."
+    )
+    available_from: str = _search_field(
+        "available_from",
+        "Only cars free from this moment until available_to (both or neither): "
         "ISO 8601 with a UTC offset, e.g. 2026-12-01T10:00:00+01:00; without an offset it is "
         "read as Europe/Amsterdam time, as on the browse page.",
     )
-    available_to: str = Field(
-        "",
-        description="End of the free period (exclusive), after available_from and at most "
-        "92 days later; same format.",
+    available_to: str = _search_field(
+        "available_to",
+        f"End of the free period (exclusive), after available_from and at most "
+        f"{forms.MAX_SEARCH_DAYS} days later; same format.",
     )
     sort: str = Field(
         "",
