@@ -30,7 +30,7 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from accounts.models import User
 from carshare import times
@@ -316,7 +316,8 @@ class RevokeIn(BaseModel):
 
 
 class OwnerUnlockIn(BaseModel):
-    override: bool = Field(
+    # A real JSON boolean: "yes" or 1 is refused, not read as a confirmed override.
+    override: StrictBool = Field(
         False, description="Confirm unlocking during someone else's trip or service window."
     )
     reason: str = Field(
