@@ -100,8 +100,10 @@ class EventOut(Schema):
     actor: Literal["renter", "owner", "admin", "system"] = Field(
         description="system: the trip clock or the expiry sweep."
     )
-    old_status: str | None = Field(description="null for the request itself.")
-    new_status: str
+    old_status: str | None = Field(
+        description="null for the request itself.", json_schema_extra={"enum": [*B.values, None]}
+    )
+    new_status: str = Field(json_schema_extra={"enum": list(B.values)})
     reason: str
 
 
