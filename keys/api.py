@@ -30,14 +30,22 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from accounts.models import User
 from carshare import times
 from keys import grants, selectors, services, use
-from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from keys.models import (
+    LIVE_STATUSES,
+    AuditAction,
+    AuditEntry,
+    AuditVia,
+    DigitalKey,
+    KeyKind,
+    KeyStatus,
+)
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
@@ -149,8 +157,10 @@ class AuditOut(Schema):
         "not_allowed, not_connected, ..."
     )
     detail: str = Field(description="The refusal's message, an override's reason, a recipient.")
-    via: Literal["web", "api", "admin", "system"] = Field(
-        description="Where the attempt came from; system: the trip or key clock."
+    via: str = Field(
+        description="Where the attempt came from: web, api, admin; system: the trip or key "
+        "clock; owner: the owner's own lock or unlock, outside any key.",
+        json_schema_extra={"enum": list(AuditVia.values)},
     )
     actor: PersonOut | None = Field(description="Who tried; null for the system.")
     key_id: UUID | None = Field(description="The key used or acted on, if any.")
@@ -306,7 +316,8 @@ class RevokeIn(BaseModel):
 
 
 class OwnerUnlockIn(BaseModel):
-    override: bool = Field(
+    # A real JSON boolean: "yes" or 1 is refused, not read as a confirmed override.
+    override: StrictBool = Field(
         False, description="Confirm unlocking during someone else's trip or service window."
     )
     reason: str = Field(
@@ -314,7 +325,7 @@ class OwnerUnlockIn(BaseModel):
     )
 
 
-class KeyListQuery(Schema):
+class KeyListQuery(QueryParams):
     state: Literal["active", "upcoming", "past"] | None = Field(
         None, description="Only keys open now, opening later, or over (the latest 50)."
     )
@@ -322,7 +333,7 @@ class KeyListQuery(Schema):
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
 
 
-class PageQuery(Schema):
+class PageQuery(QueryParams):
     limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
 

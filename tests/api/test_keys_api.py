@@ -578,6 +578,18 @@ def test_owner_unlock_during_a_trip_needs_the_override_and_is_audited(
     assert len(refused) == 2
 
 
+@pytest.mark.parametrize("override", ["yes", "true", "1", 1, "on"])
+def test_override_must_be_a_json_boolean(client, active_booking, owner, override):
+    # "yes" used to count as a confirmed override: the car unlocked during someone's trip.
+    car = active_booking.car
+    body = {"override": override, "reason": "Renter locked the keys of the house inside"}
+
+    response = client.post(car_url(car, "unlock"), body, content_type=JSON, headers=auth(owner))
+
+    assert_error(response, 400, "invalid", "override")
+    assert not VehicleCommand.objects.filter(car=car, reason="owner").exists()
+
+
 def test_owner_unlocks_a_car_nobody_holds_without_override(client, connected_car, owner):
     # No body at all, as a bare `curl -X POST` sends it.
     response = client.generic("POST", car_url(connected_car, "unlock"), headers=auth(owner))
