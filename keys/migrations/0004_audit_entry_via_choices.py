@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('keys', '0002_audit_append_only'),
+        ('keys', '0003_audit_entry_plural'),
     ]
 
     operations = [
