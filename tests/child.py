@@ -23,6 +23,9 @@ _CLEARED = (
     "DJANGO_SECRET_KEY",
     "CARSHARE_TOKEN_KEYS",
     "CARSHARE_TESTING",
+    # The browser tests set it for Playwright's event loop; a deployment never does, and
+    # check --deploy refuses it.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 )
 
 

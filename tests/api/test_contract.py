@@ -29,7 +29,7 @@ OUTPUT_MODELS: dict[str, type[models.Model]] = {
 NOT_MODEL_ROWS = {
     "CarPage", "PhotoOut", "PhotosOut", "OwnerOut", "BookingPage", "BookingCarOut", "PersonOut",
     "BusyOut", "AvailabilityOut", "KeyPage", "KeyCarOut", "HolderOut", "AuditPage",
-    "CommandEnvelope", "CommandErrorOut", "StatusOut", "ErrorOut", "ErrorBody", "Error",
+    "CommandEnvelope", "CommandErrorOut", "StatusOut", "ErrorOut", "ErrorBody", "Error", "ShareOut",
 }  # fmt: skip
 # Stored values an output schema never meets, because the selector behind it leaves them out.
 NEVER_SHOWN = {
