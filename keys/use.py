@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import datetime
 import math
+import uuid
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
 from vehicles import commands as vehicle_commands
+from vehicles import connections
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
 K = KeyStatus
@@ -58,32 +59,82 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
     return None  # issued keys inside their window are opened on first use (key_command)
 
 
-# --- Rate limits ----------------------------------------------------------------------------
+# --- Rate limits ---------------------------------------------------------------------------
+
+# A sliding window per bucket: a sorted set of the accepted unlocks' times. In one step (a
+# script runs atomically in Redis) it forgets what fell out of every bucket's window, refuses
+# when any bucket is full (with the seconds until its oldest entry falls out) and otherwise
+# counts the unlock in all of them, so a burst can neither overshoot nor spend one bucket's
+# budget on an unlock another bucket refused.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[1 + 2 * i])
+  local window = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    local left = (tonumber(oldest[2]) or now) + window - now
+    if left > wait then wait = left end
+  end
+end
+if wait > 0 then return tostring(wait) end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[2])
+  redis.call('EXPIRE', key, ARGV[2 + 2 * i])
+end
+return false
+"""
 
 
-def _take(bucket: str, *, limit: int, window_s: int) -> int | None:
-    """Count one attempt in a fixed window in Redis; seconds to wait when over the limit."""
-    window = math.floor(timezone.now().timestamp() / window_s)
-    key = f"keys:rate:{bucket}:{window}"
-    cache.add(key, 0, timeout=window_s * 2)
-    if cache.incr(key) <= limit:
-        return None
-    return max(1, int((window + 1) * window_s - timezone.now().timestamp()))
+class UnlockBudget:
+    """The unlock rate limits of one press, per person and per car: taken (`take`, inside the
+    command's transaction, only when a new command is written) or left alone (a refused or a
+    joined press costs nothing), and given back (`give_back`) if that transaction fails."""
+
+    def __init__(self, *, user_id: int, car_id: int) -> None:
+        person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
+        car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
+        self.buckets = [
+            (f"keys:unlocks:user:{user_id}", person_limit, person_window),
+            (f"keys:unlocks:car:{car_id}", car_limit, car_window),
+        ]
+        self.member = ""
+
+    def take(self) -> None:
+        now = timezone.now().timestamp()
+        member = f"{now:.6f}:{uuid.uuid4().hex}"
+        args: list[object] = [now, member]
+        for _bucket, limit, window in self.buckets:
+            args += [limit, math.ceil(window)]
+        keys = [bucket for bucket, _limit, _window in self.buckets]
+        wait = connections.redis_client().eval(_TAKE, len(keys), *keys, *args)
+        if wait is not None:
+            seconds = max(1, math.ceil(float(wait)))
+            raise KeyRefused(
+                "rate_limited",
+                _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": seconds},
+                retry_after=seconds,
+            )
+        self.member = member
+
+    def give_back(self) -> None:
+        if self.member:
+            client = connections.redis_client()
+            for bucket, _limit, _window in self.buckets:
+                client.zrem(bucket, self.member)
+            self.member = ""
 
 
-def _check_unlock_rate(*, user: User, car_id: int) -> None:
+def _unlock_budget(*, action: str, user: User, car_id: int) -> UnlockBudget | None:
     """Unlocks are rate-limited per person and per car: a stolen session or a stuck client
-    cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one)."""
-    person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
-    car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
-    wait = _take(f"user:{user.pk}", limit=person_limit, window_s=person_window)
-    wait = wait or _take(f"car:{car_id}", limit=car_limit, window_s=car_window)
-    if wait is not None:
-        raise KeyRefused(
-            "rate_limited",
-            _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": wait},
-            retry_after=wait,
-        )
+    cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one).
+    Locking never is: a renter must always be able to lock up."""
+    if action != CommandAction.UNLOCK:
+        return None
+    return UnlockBudget(user_id=user.pk, car_id=car_id)
 
 
 # --- A holder uses a key ----------------------------------------------------------------------
@@ -94,27 +145,38 @@ def _reason_for(key: DigitalKey) -> str:
 
 
 def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -> VehicleCommand:
-    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed."""
+    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed. A
+    press while the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
+    budget = _unlock_budget(action=action, user=user, car_id=key.car_id)
     try:
         if key.holder_id != user.pk:
             # Access selectors give strangers 404 before this; a guard for other callers.
             raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
-        if action == CommandAction.UNLOCK:
-            _check_unlock_rate(user=user, car_id=key.car_id)
         if refusal := key_refusal(key=key, action=action, now=timezone.now()):
             raise refusal
-        return _key_command_record(key=key, user=user, action=action, via=via)
+        return _key_command_record(key=key, user=user, action=action, via=via, budget=budget)
     except KeyRefused as error:
+        if budget is not None:
+            budget.give_back()
         audit_denied(car_id=key.car_id, key=key, actor=user, action=action, error=error, via=via)
+        raise
+    except BaseException:
+        if budget is not None:
+            budget.give_back()  # the transaction that counted the unlock did not commit
         raise
 
 
 @transaction.atomic(durable=True)
-def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
+def _key_command_record(
+    *, key: DigitalKey, user: User, action: str, via: str, budget: UnlockBudget | None
+) -> VehicleCommand:
     now = timezone.now()
-    current = DigitalKey.objects.select_for_update().select_related("car").get(pk=key.pk)
+    vehicle_commands.car_lock(car_id=key.car_id)  # the car before the key, like every path
+    current = (
+        DigitalKey.objects.select_for_update(of=("self",)).select_related("car").get(pk=key.pk)
+    )
     # The window may be open while the key clock has not come by yet.
     current = key_open_on_first_use(key=current, actor=user)
     if refusal := key_refusal(key=current, action=action, now=now):
@@ -127,6 +189,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
             actor=user,
             key_id=current.pk,
             audited=True,
+            admit=budget.take if budget is not None else None,
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -206,32 +269,45 @@ def car_owner_command(
     *, car: Car, user: User, action: str, override: bool = False, note: str = "", via: str = "web"
 ) -> VehicleCommand:
     """The owner locks their car at any time; unlocks it during someone else's trip or service
-    window only with `override`, which is recorded and shown to that key's holder."""
+    window only with `override`, which is recorded and shown to that key's holder. A press while
+    the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
     audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
     in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
+    budget = _unlock_budget(action=action, user=user, car_id=car.pk)
     try:
         if car.owner_id != user.pk and not user.is_staff:
             raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
-        if action == CommandAction.UNLOCK:
-            if in_use is not None:
-                audited = AuditAction.OVERRIDE_UNLOCK
-                if not override or not note.strip():
-                    raise KeyRefused(
-                        "override_required",
-                        _(
-                            "%(name)s holds the key now. To unlock anyway, confirm the override "
-                            "and say why: %(name)s will see it."
-                        )
-                        % {"name": in_use.holder.get_short_name()},
+        if action == CommandAction.UNLOCK and in_use is not None:
+            audited = AuditAction.OVERRIDE_UNLOCK
+            if not override or not note.strip():
+                raise KeyRefused(
+                    "override_required",
+                    _(
+                        "%(name)s holds the key now. To unlock anyway, confirm the override "
+                        "and say why: %(name)s will see it."
                     )
-            _check_unlock_rate(user=user, car_id=car.pk)
+                    % {"name": in_use.holder.get_short_name()},
+                )
         return _owner_command_record(
-            car=car, user=user, action=action, audited=audited, key=in_use, note=note, via=via
+            car=car,
+            user=user,
+            action=action,
+            audited=audited,
+            key=in_use,
+            note=note,
+            via=via,
+            budget=budget,
         )
     except KeyRefused as error:
+        if budget is not None:
+            budget.give_back()
         audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
+        raise
+    except BaseException:
+        if budget is not None:
+            budget.give_back()  # the transaction that counted the unlock did not commit
         raise
 
 
@@ -245,11 +321,18 @@ def _owner_command_record(
     key: DigitalKey | None,
     note: str,
     via: str,
+    budget: UnlockBudget | None,
 ) -> VehicleCommand:
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
     try:
+        # Locks the car's row first, before the audit row below points at the key in use.
         command = vehicle_commands.vehicle_command_enqueue(
-            car_id=car.pk, action=action, reason=reason, actor=user, audited=True
+            car_id=car.pk,
+            action=action,
+            reason=reason,
+            actor=user,
+            audited=True,
+            admit=budget.take if budget is not None else None,
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -265,19 +348,28 @@ def _owner_command_record(
     return command
 
 
-def audit_unkeyed_command(command: VehicleCommand) -> None:
+def audit_unkeyed_command(command: VehicleCommand, actor: User | None, reason: str) -> None:
     """Registered with vehicles.commands: a lock or unlock asked for without going through
     this module (the owner's "Lock now" on the car page or in the API, an admin's force lock)
-    is audited too, in the command's own transaction."""
+    is audited too, in the command's own transaction; `actor` and `reason` are the press's
+    (a joined press answered with someone else's command is still its presser's row)."""
     audit_record(
         car_id=command.car_id,
         key=None,
-        actor=command.actor,
+        actor=actor,
         action=command.action,
-        via="admin" if command.reason == CommandReason.ADMIN else "owner",
-        detail=command.get_reason_display(),
+        via="admin" if reason == CommandReason.ADMIN else "owner",
+        detail=str(CommandReason(reason).label),
         command_public_id=command.public_id,
     )
+
+
+def pressed_for(user: User, command: VehicleCommand) -> bool:
+    """Registered with vehicles.commands: `user` may follow `command` because a press of theirs
+    was answered with it (every allowed press leaves an audit row naming its command)."""
+    return AuditEntry.objects.filter(
+        car_id=command.car_id, actor=user, allowed=True, command_public_id=command.public_id
+    ).exists()
 
 
 # --- The vehicle worker's last check --------------------------------------------------------

@@ -345,11 +345,17 @@ def test_refused_unlock_is_shown_not_raised(active_key, renter, settings):
     settings.KEY_UNLOCK_RATE_PER_PERSON = (1, 300)
     client = as_user(renter)
     assert client.post(key_url("key_unlock", active_key), headers=HTMX).status_code == 200
+    # A second Unlock while the first is on its way joins it (the same progress, no cost)...
+    joined = client.post(key_url("key_unlock", active_key), headers=HTMX)
+    unlock = VehicleCommand.objects.get(actor=renter)
+    assert f'id="command-{unlock.public_id}"' in joined.content.decode()
+    # ...and after a Lock replaced it, a new Unlock is over the limit.
+    assert client.post(key_url("key_lock", active_key), headers=HTMX).status_code == 200
     response = client.post(key_url("key_unlock", active_key), headers=HTMX)
     assert response.status_code == 200  # htmx swaps only 2xx
     assert "Too many unlock attempts" in response.content.decode()
     assert "HX-Trigger" not in response
-    assert VehicleCommand.objects.filter(actor=renter).count() == 1
+    assert VehicleCommand.objects.filter(actor=renter, action="unlock").count() == 1
 
     response = client.post(key_url("key_unlock", active_key))
     assert response.status_code == 302
