@@ -141,8 +141,8 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["actor__email", "car__licence_plate", "detail", "key__public_id"]
     list_select_related = ["car", "actor", "key"]
     date_hierarchy = "at"
-    readonly_fields = ["at", "car", "key", "actor", "action", "allowed", "code", "detail", "via",
-                       "command_public_id"]  # fmt: skip
+    readonly_fields = ["at", "staged_for", "car", "key", "actor", "action", "allowed", "code",
+                       "detail", "via", "command_public_id"]  # fmt: skip
     fields = readonly_fields
 
 

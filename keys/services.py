@@ -130,6 +130,7 @@ def audit_record(
     detail: str = "",
     via: str,
     command_public_id: object = None,
+    staged_for: datetime.datetime | None = None,
 ) -> AuditEntry:
     return AuditEntry.objects.create(
         car_id=car_id,
@@ -141,6 +142,7 @@ def audit_record(
         detail=detail[:300],
         via=via,
         command_public_id=command_public_id,
+        staged_for=staged_for,
     )
 
 

@@ -243,6 +243,8 @@ def system_command(
         via="system",
         detail=reason,
         command_public_id=command.public_id,
+        # Asked now, due then: the log keeps both (and shows when the car confirmed it).
+        staged_for=not_before if not_before is not None and not_before > timezone.now() else None,
     )
     return command
 
