@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime
 import math
-import uuid
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,7 +23,6 @@ from accounts.models import User
 from keys.models import AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
 from vehicles import commands as vehicle_commands
-from vehicles import connections
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
 K = KeyStatus
@@ -61,80 +61,74 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
 
 # --- Rate limits ---------------------------------------------------------------------------
 
-# A sliding window per bucket: a sorted set of the accepted unlocks' times. In one step (a
-# script runs atomically in Redis) it forgets what fell out of every bucket's window, refuses
-# when any bucket is full (with the seconds until its oldest entry falls out) and otherwise
-# counts the unlock in all of them, so a burst can neither overshoot nor spend one bucket's
-# budget on an unlock another bucket refused.
-_TAKE = """
-local now = tonumber(ARGV[1])
-local wait = 0
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if count >= limit then
-    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-    local left = (tonumber(oldest[2]) or now) + window - now
-    if left > wait then wait = left end
-  end
-end
-if wait > 0 then return tostring(wait) end
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[2])
-  redis.call('EXPIRE', key, ARGV[2 + 2 * i])
-end
-return false
-"""
+# Per-person unlocks are counted under a transaction-scoped advisory lock (this namespace, the
+# person's id); per-car ones are already serialised by the car's row lock.
+_PERSON_UNLOCKS_LOCK = 0x6B657973  # "keys"
 
 
-class UnlockBudget:
-    """The unlock rate limits of one press, per person and per car: taken (`take`, inside the
-    command's transaction, only when a new command is written) or left alone (a refused or a
-    joined press costs nothing), and given back (`give_back`) if that transaction fails."""
-
-    def __init__(self, *, user_id: int, car_id: int) -> None:
-        person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
-        car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
-        self.buckets = [
-            (f"keys:unlocks:user:{user_id}", person_limit, person_window),
-            (f"keys:unlocks:car:{car_id}", car_limit, car_window),
-        ]
-        self.member = ""
-
-    def take(self) -> None:
-        now = timezone.now().timestamp()
-        member = f"{now:.6f}:{uuid.uuid4().hex}"
-        args: list[object] = [now, member]
-        for _bucket, limit, window in self.buckets:
-            args += [limit, math.ceil(window)]
-        keys = [bucket for bucket, _limit, _window in self.buckets]
-        wait = connections.redis_client().eval(_TAKE, len(keys), *keys, *args)
-        if wait is not None:
-            seconds = max(1, math.ceil(float(wait)))
-            raise KeyRefused(
-                "rate_limited",
-                _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": seconds},
-                retry_after=seconds,
-            )
-        self.member = member
-
-    def give_back(self) -> None:
-        if self.member:
-            client = connections.redis_client()
-            for bucket, _limit, _window in self.buckets:
-                client.zrem(bucket, self.member)
-            self.member = ""
-
-
-def _unlock_budget(*, action: str, user: User, car_id: int) -> UnlockBudget | None:
+def _unlock_admission(*, action: str, user: User, car_id: int) -> Callable[[], None] | None:
     """Unlocks are rate-limited per person and per car: a stolen session or a stuck client
     cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one).
-    Locking never is: a renter must always be able to lock up."""
+    Locking never is: a renter must always be able to lock up.
+
+    The check runs inside the command's transaction, under the car's row lock, only when a new
+    command is about to be written: a refused press or one that joined an unlock already on its
+    way costs nothing. The log it counts is the accepted commands themselves (their
+    requested_at), in a window sliding with the clock, so the count and the command commit or
+    roll back together and a burst cannot overshoot."""
     if action != CommandAction.UNLOCK:
         return None
-    return UnlockBudget(user_id=user.pk, car_id=car_id)
+
+    def admit() -> None:
+        wait = _unlock_wait(user_id=user.pk, car_id=car_id, now=timezone.now())
+        if wait is not None:
+            raise KeyRefused(
+                "rate_limited",
+                _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": wait},
+                retry_after=wait,
+            )
+
+    return admit
+
+
+def _unlock_wait(*, user_id: int, car_id: int, now: datetime.datetime) -> int | None:
+    """Seconds until one more unlock is allowed for the person and the car; None: allowed."""
+    with connection.cursor() as cursor:
+        # Two cars pressed by one person at once must not both take the person's last unlock.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PERSON_UNLOCKS_LOCK, user_id])
+    person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
+    car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
+    unlocks = VehicleCommand.objects.filter(
+        action=CommandAction.UNLOCK, reason__in=vehicle_commands.PERSON_REASONS
+    )
+    waits = [
+        wait
+        for wait in (
+            _window_wait(unlocks.filter(actor_id=user_id), person_limit, person_window, now),
+            _window_wait(unlocks.filter(car_id=car_id), car_limit, car_window, now),
+        )
+        if wait is not None
+    ]
+    return max(waits) if waits else None
+
+
+def _window_wait(
+    accepted: QuerySet[VehicleCommand], limit: int, window_s: int, now: datetime.datetime
+) -> int | None:
+    """With `limit` or more accepted in the last `window_s` seconds: the seconds until the
+    oldest of the newest `limit` leaves the window (the next one may go then)."""
+    window = datetime.timedelta(seconds=window_s)
+    if limit <= 0:
+        return window_s
+    newest = (
+        accepted.filter(requested_at__gt=now - window)
+        .order_by("-requested_at")
+        .values_list("requested_at", flat=True)[limit - 1 : limit]
+    )
+    leaving = next(iter(newest), None)
+    if leaving is None:
+        return None
+    return max(1, math.ceil((leaving + window - now).total_seconds()))
 
 
 # --- A holder uses a key ----------------------------------------------------------------------
@@ -149,29 +143,20 @@ def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -
     press while the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
-    budget = _unlock_budget(action=action, user=user, car_id=key.car_id)
     try:
         if key.holder_id != user.pk:
             # Access selectors give strangers 404 before this; a guard for other callers.
             raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
         if refusal := key_refusal(key=key, action=action, now=timezone.now()):
             raise refusal
-        return _key_command_record(key=key, user=user, action=action, via=via, budget=budget)
+        return _key_command_record(key=key, user=user, action=action, via=via)
     except KeyRefused as error:
-        if budget is not None:
-            budget.give_back()
         audit_denied(car_id=key.car_id, key=key, actor=user, action=action, error=error, via=via)
-        raise
-    except BaseException:
-        if budget is not None:
-            budget.give_back()  # the transaction that counted the unlock did not commit
         raise
 
 
 @transaction.atomic(durable=True)
-def _key_command_record(
-    *, key: DigitalKey, user: User, action: str, via: str, budget: UnlockBudget | None
-) -> VehicleCommand:
+def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
     now = timezone.now()
     vehicle_commands.car_lock(car_id=key.car_id)  # the car before the key, like every path
     current = (
@@ -189,7 +174,7 @@ def _key_command_record(
             actor=user,
             key_id=current.pk,
             audited=True,
-            admit=budget.take if budget is not None else None,
+            admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -277,7 +262,6 @@ def car_owner_command(
         raise ValueError(f"Unknown action {action!r}")
     audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
     in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
-    budget = _unlock_budget(action=action, user=user, car_id=car.pk)
     try:
         if car.owner_id != user.pk and not user.is_staff:
             raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
@@ -300,16 +284,9 @@ def car_owner_command(
             key=in_use,
             note=note,
             via=via,
-            budget=budget,
         )
     except KeyRefused as error:
-        if budget is not None:
-            budget.give_back()
         audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
-        raise
-    except BaseException:
-        if budget is not None:
-            budget.give_back()  # the transaction that counted the unlock did not commit
         raise
 
 
@@ -323,7 +300,6 @@ def _owner_command_record(
     key: DigitalKey | None,
     note: str,
     via: str,
-    budget: UnlockBudget | None,
 ) -> VehicleCommand:
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
     try:
@@ -334,7 +310,7 @@ def _owner_command_record(
             reason=reason,
             actor=user,
             audited=True,
-            admit=budget.take if budget is not None else None,
+            admit=_unlock_admission(action=action, user=user, car_id=car.pk),
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error

@@ -180,11 +180,6 @@ def _redis() -> redis.Redis:
     return client
 
 
-def redis_client() -> redis.Redis:
-    """The process's Redis client for REDIS_URL, for other apps' counters (keys' rate limits)."""
-    return _redis()
-
-
 def _refresh_lock_seconds() -> float:
     # The lock must outlive the refresh call (connect + read timeout), or a second worker could
     # take it while the first is still spending the refresh token.
