@@ -95,7 +95,10 @@ def _unlock_wait(*, user_id: int, car_id: int, now: datetime.datetime) -> int | 
     """Seconds until one more unlock is allowed for the person and the car; None: allowed."""
     with connection.cursor() as cursor:
         # Two cars pressed by one person at once must not both take the person's last unlock.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PERSON_UNLOCKS_LOCK, user_id])
+        # The two-key form takes int4s: ids past 2**31 share a lock, which only serialises more.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [_PERSON_UNLOCKS_LOCK, user_id % 2**31]
+        )
     person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
     car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
     unlocks = VehicleCommand.objects.filter(

@@ -1,6 +1,7 @@
 """Many presses at once: every simultaneous press of one action on one car is answered with the
 same command (no deadlock, no 500, one call to the car), and the unlock limits count accepted
-commands in a sliding window. Real PostgreSQL with a connection per thread, real Redis."""
+commands in a sliding window. Real PostgreSQL with a connection per thread, the simulator and a
+real worker where the car is called."""
 
 from __future__ import annotations
 
@@ -103,8 +104,8 @@ def test_thirty_api_presses_unlock_the_car_once(
         what="the start's unlock",
     )
     key = selectors.trip_key_for_booking(booking_id=booking.pk)
-    # Locked by hand; the car takes 5 s to act, so every press arrives while the unlock is out.
-    sim.set_state(sim_vehicle_id, is_locked=True, latency_ms=5000)
+    # Locked by hand; the car takes 10 s to act, so every press arrives while the unlock is out.
+    sim.set_state(sim_vehicle_id, is_locked=True, latency_ms=10_000)
     before = len(sim.vehicle(sim_vehicle_id)["commands"])
     token = session_token(Client(), renter)
     url = f"/api/v1/keys/{key.public_id}/unlock"
