@@ -680,3 +680,17 @@ def test_other_owners_car_is_404(connected_car):
     client = as_user(other)
     assert client.get(car_url("car_keys", connected_car)).status_code == 404
     assert client.post(car_url("car_unlock", connected_car)).status_code == 404
+
+
+def test_a_press_joining_someone_elses_unlock_follows_it_without_javascript(
+    active_key, shared_key, renter, co_driver
+):
+    as_user(renter).post(key_url("key_unlock", active_key), headers=HTMX)
+    unlock = VehicleCommand.objects.get(actor=renter, action="unlock")
+    client = as_user(co_driver)
+    response = client.post(key_url("key_unlock", shared_key))  # the renter's is on its way
+    assert response.status_code == 302
+    html = client.get(response["Location"]).content.decode()
+    assert "Unlocking the car" in html
+    assert f'id="command-{unlock.public_id}"' in html
+    assert VehicleCommand.objects.filter(action="unlock", actor=co_driver).count() == 0
