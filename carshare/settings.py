@@ -232,7 +232,8 @@ def _rate(name: str, default: str) -> tuple[int, int]:
     return int(count), int(seconds)
 
 
-# Unlock attempts, allowed or not, per person and per car.
+# Accepted unlocks (new commands; not refused presses, nor presses joining an unlock already on
+# its way) per person and per car, in a sliding window.
 KEY_UNLOCK_RATE_PER_PERSON = _rate("KEY_UNLOCK_RATE_PER_PERSON", "10/300")
 KEY_UNLOCK_RATE_PER_CAR = _rate("KEY_UNLOCK_RATE_PER_CAR", "20/300")
 # --- end of the keys block ----------------------------------------------------------------

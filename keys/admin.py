@@ -166,10 +166,11 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["actor__email", "car__licence_plate", "detail", "key__public_id"]
     list_select_related = ["car", "actor", "key"]
     date_hierarchy = "at"
-    readonly_fields = ["when", "car", "key", "actor", "action", "allowed", "code", "detail", "via",
-                       "command_public_id"]  # fmt: skip
+    readonly_fields = ["when", "staged", "car", "key", "actor", "action", "allowed", "code",
+                       "detail", "via", "command_public_id"]  # fmt: skip
     fields = readonly_fields
     when = car_time("at", "at")
+    staged = car_time("staged_for", "staged for")
 
 
 @admin.register(EndLock)

@@ -149,7 +149,14 @@ class KeyPage(Schema):
 
 
 class AuditOut(Schema):
-    at: datetime.datetime = Field(description="In the car's time zone.")
+    at: datetime.datetime = Field(description="When it was asked for, in the car's time zone.")
+    staged_for: datetime.datetime | None = Field(
+        description="A command staged ahead (the unlock at a trip start): when it was due."
+    )
+    car_confirmed_at: datetime.datetime | None = Field(
+        description="When the car reported the asked-for state (opened, or locked); null until "
+        "then, or when nothing was asked of the car."
+    )
     action: str = Field(json_schema_extra={"enum": list(AuditAction.values)})
     allowed: bool
     code: str = Field(
@@ -240,6 +247,8 @@ def _one_key_out(key: DigitalKey, *, viewer: User) -> dict[str, Any]:
 def _audit_out(entry: AuditEntry, *, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     return {
         "at": _local(entry.at, zone),
+        "staged_for": _local(entry.staged_for, zone),
+        "car_confirmed_at": _local(getattr(entry, "car_confirmed_at", None), zone),
         "action": entry.action,
         "allowed": entry.allowed,
         "code": entry.code,

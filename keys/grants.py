@@ -30,6 +30,7 @@ from keys.services import (
     local_time,
     lock_grace,
 )
+from vehicles import commands as vehicle_commands
 from vehicles.models import Car
 
 K = KeyStatus
@@ -169,7 +170,8 @@ def _key_share_apply(
     ends_at: datetime.datetime | None,
     via: str,
 ) -> DigitalKey:
-    key = DigitalKey.objects.select_for_update().select_related("car").get(pk=key.pk)
+    vehicle_commands.car_lock(car_id=key.car_id)  # the car before the key, like every path
+    key = DigitalKey.objects.select_for_update(of=("self",)).select_related("car").get(pk=key.pk)
     co_driver, start, end = _check_share(
         key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at
     )
@@ -440,6 +442,8 @@ def key_revoke(*, key: DigitalKey, user: User, reason: str = "", via: str = "web
 
 @transaction.atomic(durable=True)
 def _key_revoke_apply(*, key: DigitalKey, user: User, reason: str, via: str) -> DigitalKey:
+    # The car before the key (the end lock below asks the car for a command), like every path.
+    vehicle_commands.car_lock(car_id=key.car_id)
     was_active = key.status == K.ACTIVE
     reason = reason or _("Revoked by %(name)s") % {"name": user.get_short_name()}
     revoked = _key_move(

@@ -176,6 +176,10 @@ class AuditEntry(models.Model):
     code = models.CharField(max_length=32)  # "ok" or why not: key_not_active, rate_limited, ...
     detail = models.CharField(max_length=300, blank=True)
     command_public_id = models.UUIDField(null=True, blank=True)
+    # `at` is when the attempt was made; a command staged ahead (a trip's unlock, staged before
+    # its start) is due later, at this moment. When the car confirmed it is the command's
+    # confirmed_at (selectors.audit_of_car shows it beside the entry): the log stays append-only.
+    staged_for = models.DateTimeField(null=True, blank=True)
     via = models.CharField(max_length=8, choices=AuditVia, default=AuditVia.WEB)
 
     class Meta:

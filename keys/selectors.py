@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as car_selectors
-from vehicles.models import CommandStatus
+from vehicles.models import CommandStatus, VehicleCommand
 
 K = KeyStatus
 
@@ -142,9 +142,13 @@ def key_open_for_status(user: User, car_id: int) -> bool:
 def audit_of_car(*, car_id: int, limit: int | None = 100) -> QuerySet[AuditEntry]:
     """The car's audit log, newest first, for its owner and admins (limit=None: all of it, for
     callers that count and page it themselves)."""
+    confirmed = VehicleCommand.objects.filter(public_id=OuterRef("command_public_id"))
     entries = (
         AuditEntry.objects.filter(car_id=car_id)
         .select_related("actor", "key", "key__holder")
+        # When the car confirmed the entry's command (the car opened, or locked): a moment
+        # after the entry was written, kept on the command since the log is append-only.
+        .annotate(car_confirmed_at=Subquery(confirmed.values("confirmed_at")[:1]))
         .order_by("-at", "-pk")
     )
     return entries[:limit] if limit is not None else entries

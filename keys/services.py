@@ -130,6 +130,7 @@ def audit_record(
     detail: str = "",
     via: str,
     command_public_id: object = None,
+    staged_for: datetime.datetime | None = None,
 ) -> AuditEntry:
     return AuditEntry.objects.create(
         car_id=car_id,
@@ -141,6 +142,7 @@ def audit_record(
         detail=detail[:300],
         via=via,
         command_public_id=command_public_id,
+        staged_for=staged_for,
     )
 
 
@@ -207,8 +209,21 @@ def trip_key_issue(
     )
 
 
+def _lock_trip_car(booking_id: int) -> None:
+    """Lock the trip's car before its keys: the order every command path takes (a press locks
+    the car, then its key), so the trip clock and a press at the start can't deadlock."""
+    (
+        Car.objects.select_for_update(of=("self",))
+        .filter(digital_keys__booking_id=booking_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def _trip_keys(booking_id: int) -> list[DigitalKey]:
-    """The trip key first, then its shared keys; row-locked in id order (no deadlocks)."""
+    """The trip key first, then its shared keys; row-locked in id order (no deadlocks), after
+    the car's row (vehicles.commands.car_lock: the one lock order of every command path)."""
+    _lock_trip_car(booking_id)
     keys = list(
         DigitalKey.objects.select_for_update(of=("self",))
         .select_related("car")  # the car's settings decide what happens at start and end
@@ -250,6 +265,7 @@ def trip_unlock_stage(*, booking_id: int, starts_at: datetime.datetime) -> bool:
     outbox now, due at the start. At the start the vehicle worker only has to send it, however
     many trips start that minute, instead of waiting for each trip's move to active; the worker
     still checks right before the call that the key was not revoked. Once per trip."""
+    _lock_trip_car(booking_id)
     trip_key = (
         DigitalKey.objects.select_for_update()
         .select_related("car")

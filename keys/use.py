@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
 from vehicles import commands as vehicle_commands
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
@@ -58,32 +59,79 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
     return None  # issued keys inside their window are opened on first use (key_command)
 
 
-# --- Rate limits ----------------------------------------------------------------------------
+# --- Rate limits ---------------------------------------------------------------------------
+
+# Per-person unlocks are counted under a transaction-scoped advisory lock (this namespace, the
+# person's id); per-car ones are already serialised by the car's row lock.
+_PERSON_UNLOCKS_LOCK = 0x6B657973  # "keys"
 
 
-def _take(bucket: str, *, limit: int, window_s: int) -> int | None:
-    """Count one attempt in a fixed window in Redis; seconds to wait when over the limit."""
-    window = math.floor(timezone.now().timestamp() / window_s)
-    key = f"keys:rate:{bucket}:{window}"
-    cache.add(key, 0, timeout=window_s * 2)
-    if cache.incr(key) <= limit:
-        return None
-    return max(1, int((window + 1) * window_s - timezone.now().timestamp()))
-
-
-def _check_unlock_rate(*, user: User, car_id: int) -> None:
+def _unlock_admission(*, action: str, user: User, car_id: int) -> Callable[[], None] | None:
     """Unlocks are rate-limited per person and per car: a stolen session or a stuck client
-    cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one)."""
+    cannot hammer a car (its 12 V battery and the vehicle cloud's quota pay for each one).
+    Locking never is: a renter must always be able to lock up.
+
+    The check runs inside the command's transaction, under the car's row lock, only when a new
+    command is about to be written: a refused press or one that joined an unlock already on its
+    way costs nothing. The log it counts is the accepted commands themselves (their
+    requested_at), in a window sliding with the clock, so the count and the command commit or
+    roll back together and a burst cannot overshoot."""
+    if action != CommandAction.UNLOCK:
+        return None
+
+    def admit() -> None:
+        wait = _unlock_wait(user_id=user.pk, car_id=car_id, now=timezone.now())
+        if wait is not None:
+            raise KeyRefused(
+                "rate_limited",
+                _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": wait},
+                retry_after=wait,
+            )
+
+    return admit
+
+
+def _unlock_wait(*, user_id: int, car_id: int, now: datetime.datetime) -> int | None:
+    """Seconds until one more unlock is allowed for the person and the car; None: allowed."""
+    with connection.cursor() as cursor:
+        # Two cars pressed by one person at once must not both take the person's last unlock.
+        # The two-key form takes int4s: ids past 2**31 share a lock, which only serialises more.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [_PERSON_UNLOCKS_LOCK, user_id % 2**31]
+        )
     person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
     car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
-    wait = _take(f"user:{user.pk}", limit=person_limit, window_s=person_window)
-    wait = wait or _take(f"car:{car_id}", limit=car_limit, window_s=car_window)
-    if wait is not None:
-        raise KeyRefused(
-            "rate_limited",
-            _("Too many unlock attempts; try again in %(s)s seconds.") % {"s": wait},
-            retry_after=wait,
+    unlocks = VehicleCommand.objects.filter(
+        action=CommandAction.UNLOCK, reason__in=vehicle_commands.PERSON_REASONS
+    )
+    waits = [
+        wait
+        for wait in (
+            _window_wait(unlocks.filter(actor_id=user_id), person_limit, person_window, now),
+            _window_wait(unlocks.filter(car_id=car_id), car_limit, car_window, now),
         )
+        if wait is not None
+    ]
+    return max(waits) if waits else None
+
+
+def _window_wait(
+    accepted: QuerySet[VehicleCommand], limit: int, window_s: int, now: datetime.datetime
+) -> int | None:
+    """With `limit` or more accepted in the last `window_s` seconds: the seconds until the
+    oldest of the newest `limit` leaves the window (the next one may go then)."""
+    window = datetime.timedelta(seconds=window_s)
+    if limit <= 0:
+        return window_s
+    newest = (
+        accepted.filter(requested_at__gt=now - window)
+        .order_by("-requested_at")
+        .values_list("requested_at", flat=True)[limit - 1 : limit]
+    )
+    leaving = next(iter(newest), None)
+    if leaving is None:
+        return None
+    return max(1, math.ceil((leaving + window - now).total_seconds()))
 
 
 # --- A holder uses a key ----------------------------------------------------------------------
@@ -94,15 +142,14 @@ def _reason_for(key: DigitalKey) -> str:
 
 
 def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -> VehicleCommand:
-    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed."""
+    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed. A
+    press while the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
     try:
         if key.holder_id != user.pk:
             # Access selectors give strangers 404 before this; a guard for other callers.
             raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
-        if action == CommandAction.UNLOCK:
-            _check_unlock_rate(user=user, car_id=key.car_id)
         if refusal := key_refusal(key=key, action=action, now=timezone.now()):
             raise refusal
         return _key_command_record(key=key, user=user, action=action, via=via)
@@ -114,7 +161,10 @@ def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -
 @transaction.atomic(durable=True)
 def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
     now = timezone.now()
-    current = DigitalKey.objects.select_for_update().select_related("car").get(pk=key.pk)
+    vehicle_commands.car_lock(car_id=key.car_id)  # the car before the key, like every path
+    current = (
+        DigitalKey.objects.select_for_update(of=("self",)).select_related("car").get(pk=key.pk)
+    )
     # The window may be open while the key clock has not come by yet.
     current = key_open_on_first_use(key=current, actor=user)
     if refusal := key_refusal(key=current, action=action, now=now):
@@ -127,6 +177,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
             actor=user,
             key_id=current.pk,
             audited=True,
+            admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -180,6 +231,8 @@ def system_command(
         via="system",
         detail=reason,
         command_public_id=command.public_id,
+        # Asked now, due then: the log keeps both (and shows when the car confirmed it).
+        staged_for=not_before if not_before is not None and not_before > timezone.now() else None,
     )
     return command
 
@@ -206,7 +259,8 @@ def car_owner_command(
     *, car: Car, user: User, action: str, override: bool = False, note: str = "", via: str = "web"
 ) -> VehicleCommand:
     """The owner locks their car at any time; unlocks it during someone else's trip or service
-    window only with `override`, which is recorded and shown to that key's holder."""
+    window only with `override`, which is recorded and shown to that key's holder. A press while
+    the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
     audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
@@ -214,21 +268,25 @@ def car_owner_command(
     try:
         if car.owner_id != user.pk and not user.is_staff:
             raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
-        if action == CommandAction.UNLOCK:
-            if in_use is not None:
-                audited = AuditAction.OVERRIDE_UNLOCK
-                if not override or not note.strip():
-                    raise KeyRefused(
-                        "override_required",
-                        _(
-                            "%(name)s holds the key now. To unlock anyway, confirm the override "
-                            "and say why: %(name)s will see it."
-                        )
-                        % {"name": in_use.holder.get_short_name()},
+        if action == CommandAction.UNLOCK and in_use is not None:
+            audited = AuditAction.OVERRIDE_UNLOCK
+            if not override or not note.strip():
+                raise KeyRefused(
+                    "override_required",
+                    _(
+                        "%(name)s holds the key now. To unlock anyway, confirm the override "
+                        "and say why: %(name)s will see it."
                     )
-            _check_unlock_rate(user=user, car_id=car.pk)
+                    % {"name": in_use.holder.get_short_name()},
+                )
         return _owner_command_record(
-            car=car, user=user, action=action, audited=audited, key=in_use, note=note, via=via
+            car=car,
+            user=user,
+            action=action,
+            audited=audited,
+            key=in_use,
+            note=note,
+            via=via,
         )
     except KeyRefused as error:
         audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
@@ -248,8 +306,14 @@ def _owner_command_record(
 ) -> VehicleCommand:
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
     try:
+        # Locks the car's row first, before the audit row below points at the key in use.
         command = vehicle_commands.vehicle_command_enqueue(
-            car_id=car.pk, action=action, reason=reason, actor=user, audited=True
+            car_id=car.pk,
+            action=action,
+            reason=reason,
+            actor=user,
+            audited=True,
+            admit=_unlock_admission(action=action, user=user, car_id=car.pk),
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -265,19 +329,28 @@ def _owner_command_record(
     return command
 
 
-def audit_unkeyed_command(command: VehicleCommand) -> None:
+def audit_unkeyed_command(command: VehicleCommand, actor: User | None, reason: str) -> None:
     """Registered with vehicles.commands: a lock or unlock asked for without going through
     this module (the owner's "Lock now" on the car page or in the API, an admin's force lock)
-    is audited too, in the command's own transaction."""
+    is audited too, in the command's own transaction; `actor` and `reason` are the press's
+    (a joined press answered with someone else's command is still its presser's row)."""
     audit_record(
         car_id=command.car_id,
         key=None,
-        actor=command.actor,
+        actor=actor,
         action=command.action,
-        via="admin" if command.reason == CommandReason.ADMIN else "owner",
-        detail=command.get_reason_display(),
+        via="admin" if reason == CommandReason.ADMIN else "owner",
+        detail=str(CommandReason(reason).label),
         command_public_id=command.public_id,
     )
+
+
+def pressed_for(user: User, command: VehicleCommand) -> bool:
+    """Registered with vehicles.commands: `user` may follow `command` because a press of theirs
+    was answered with it (every allowed press leaves an audit row naming its command)."""
+    return AuditEntry.objects.filter(
+        car_id=command.car_id, actor=user, allowed=True, command_public_id=command.public_id
+    ).exists()
 
 
 # --- The vehicle worker's last check --------------------------------------------------------

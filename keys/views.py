@@ -97,15 +97,12 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
         "live": is_holder and is_open,
     }
     if is_holder:
-        # A press answered by a redirect (no JavaScript): its progress, until it is done.
+        # A press answered by a redirect (no JavaScript): its progress, until it is done; a
+        # press that joined a command already on its way (someone else's) follows that one.
+        pending = [c for c in vehicle_commands.commands_for_car(car_id=key.car_id) if c.is_pending]
         context["command"] = next(
-            (
-                c
-                for c in vehicle_commands.commands_for_car(car_id=key.car_id)
-                if c.key_id == key.pk and c.actor_id == user.pk and c.is_pending
-            ),
-            None,
-        )
+            (c for c in pending if c.key_id == key.pk and c.actor_id == user.pk), None
+        ) or next((c for c in pending if c.actor_id != user.pk and use.pressed_for(user, c)), None)
     if context["live"]:
         context |= _live_status_context(user, key)
     return context

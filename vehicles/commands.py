@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from accounts.models import User
 from vehicles import connections, provider, tasks
 from vehicles.models import (
     COMMAND_MOVES,
+    COMMAND_PENDING,
     Car,
     CommandAction,
     CommandReason,
@@ -156,11 +158,23 @@ def _dispatch(command_id: int, *, delay: float = 0.0) -> None:
 # --- Asking for a command -------------------------------------------------------------------
 
 
+def car_lock(*, car_id: int) -> None:
+    """Inside the caller's transaction: lock the car's row, always the first row locked by
+    anything that may ask the car for a command (a press, the owner, the trip and key clocks).
+
+    One order for everyone: a press that held its key while waiting for the car, against the
+    owner or the trip clock holding the car while writing an audit row that points at that key
+    (which takes a share lock on the key row), was a deadlock under a burst of presses.
+    """
+    Car.objects.select_for_update().filter(pk=car_id).values_list("pk", flat=True).first()
+
+
 @transaction.atomic(durable=True)
 def vehicle_command_request(
     *, car: Car, action: str, reason: str, actor: User | None, key_id: int | None = None
 ) -> VehicleCommand:
-    """Record a lock/unlock for the car and send it once committed; older queued ones yield."""
+    """Record a lock/unlock for the car and send it once committed; older queued ones yield. A
+    press while the same action is already on its way is answered with that command."""
     return vehicle_command_enqueue(
         car_id=car.pk, action=action, reason=reason, actor=actor, key_id=key_id
     )
@@ -175,6 +189,7 @@ def vehicle_command_enqueue(
     key_id: int | None = None,
     audited: bool = False,
     not_before: datetime.datetime | None = None,
+    admit: Callable[[], None] | None = None,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
     unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
@@ -182,7 +197,14 @@ def vehicle_command_enqueue(
     records the attempt in the keys audit log itself; otherwise the registered observer does.
     `not_before`: a system command staged ahead of its moment (the unlock at a trip start, so a
     thousand trips starting in one minute need no work at that minute but the sends); it waits
-    queued, supersedes nothing and is superseded by nothing until then."""
+    queued, supersedes nothing and is superseded by nothing until then.
+
+    A command of the same action already queued or sent for the car (and not staged for later)
+    is joined: it is returned, and no second command is written, so thirty presses of Unlock
+    make one call to the car and every press follows the same progress. A queued command of
+    the other action still yields to the newer wish, as it would to a new command. `admit`
+    runs only when a new command is about to be written (the unlock rate limits: a joined press
+    costs the car nothing, so it costs the person nothing either); it may raise to refuse."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("vehicle_command_enqueue() needs the calling service's transaction")
     if action not in CommandAction.values or reason not in CommandReason.values:
@@ -201,45 +223,99 @@ def vehicle_command_enqueue(
             code="needs_reconnecting",
         )
     # The car row lock queues two requests for one car (two people pressing at once), so the
-    # later one sees, and supersedes, the earlier one's queued command.
-    Car.objects.select_for_update().filter(pk=car_id).first()
+    # later one sees, and joins or supersedes, the earlier one's command.
+    car_lock(car_id=car_id)
     now = timezone.now()
     staged = not_before is not None and not_before > now
     if staged and is_person:
         raise ValueError("Only system commands are staged ahead of time")
-    command = VehicleCommand.objects.create(
-        car_id=car_id,
-        key_id=key_id,
-        actor=actor,
-        action=action,
-        reason=reason,
-        send_by=now + PERSON_SEND_WINDOW if is_person else None,
-        next_attempt_at=not_before if staged else now,
-    )
+    pending = None if staged else _pending(car_id=car_id, action=action, now=now)
+    if pending is not None and _joins(pending, is_person=is_person, now=now):
+        _supersede_older(car_id=car_id, now=now, newest_pk=pending.pk, by=pending.public_id)
+        if not audited and _command_observer is not None:
+            _command_observer(pending, actor, reason)
+        return pending
+    if admit is not None:
+        admit()  # before anything yields to the new command: a refusal leaves all as it was
+    public_id = uuid.uuid4()
+    if not staged:
+        # Before the new row, so the one-pending rule never sees the command it replaces.
+        _supersede_older(car_id=car_id, now=now, newest_pk=None, by=public_id)
+    fields = {
+        "public_id": public_id,
+        "car_id": car_id,
+        "key_id": key_id,
+        "actor": actor,
+        "action": action,
+        "reason": reason,
+        "send_by": now + PERSON_SEND_WINDOW if is_person else None,
+        "next_attempt_at": not_before if staged else now,
+    }
+    if reason == CommandReason.TRIP_START:
+        command = VehicleCommand.objects.create(**fields)  # outside the one-pending rule
+    else:
+        try:
+            with transaction.atomic():  # a savepoint: the violation must not end the caller's
+                command = VehicleCommand.objects.create(**fields)
+        except IntegrityError:
+            # command_one_pending_per_car_and_action: written by a path that skipped the car
+            # lock. The command already on its way is the answer, as for any joined press.
+            pending = _pending(car_id=car_id, action=action, now=now, staged_too=True)
+            if pending is None:
+                raise
+            return pending
     VehicleCommandEvent.objects.create(
         command=command,
         new_status=C.QUEUED,
         note=f"{reason} by {actor.email}" if actor is not None else f"{reason} by the system",
     )
-    if staged:
-        # Nothing to supersede yet: the car's current wishes stand until this one is due.
-        delay = (not_before - now).total_seconds()
-    else:
-        # The latest wish for the car wins: an older command not yet sent would only undo it.
-        # A command staged for later (a trip's unlock at its start) is not older: it stays.
-        delay = 0.0
-        older = (
-            VehicleCommand.objects.filter(car_id=car_id, status=C.QUEUED)
-            .exclude(pk=command.pk)
-            .exclude(_staged(now))
-            .values_list("pk", flat=True)
-        )
-        for pk in older:
-            _command_move(pk, C.SUPERSEDED, f"replaced by {command.public_id}")
+    # Staged: nothing superseded yet, the car's current wishes stand until this one is due.
+    delay = (not_before - now).total_seconds() if staged else 0.0
     if not audited and _command_observer is not None:
-        _command_observer(command)
+        _command_observer(command, actor, reason)
     _dispatch(command.pk, delay=delay)
     return command
+
+
+def _pending(
+    *, car_id: int, action: str, now: datetime.datetime, staged_too: bool = False
+) -> VehicleCommand | None:
+    """The car's command of this action already queued or sent, which a new press joins. A
+    trip's unlock staged for its start is not on its way yet: a press during early access
+    unlocks now (which is why the one-pending rule leaves trip-start unlocks out)."""
+    pending = VehicleCommand.objects.filter(
+        car_id=car_id, action=action, status__in=COMMAND_PENDING
+    )
+    if not staged_too:
+        pending = pending.exclude(_staged(now) & Q(reason=CommandReason.TRIP_START))
+    return pending.order_by("-pk").first()
+
+
+def _joins(pending: VehicleCommand, *, is_person: bool, now: datetime.datetime) -> bool:
+    """Does a new command of the same action join `pending` rather than replace it? Always,
+    except a person's press finding a system command (a trip's unlock, an end lock) not yet
+    sent: that one yields to the person's own, as any queued command yields to a newer one, and
+    the person follows a command of their own. One waiting for its moment stays, and is joined.
+    """
+    if not is_person or pending.reason in PERSON_REASONS or pending.status != C.QUEUED:
+        return True
+    return (
+        pending.attempts == 0
+        and pending.next_attempt_at is not None
+        and (pending.next_attempt_at > now)
+    )
+
+
+def _supersede_older(
+    *, car_id: int, now: datetime.datetime, newest_pk: int | None, by: object
+) -> None:
+    """The latest wish for the car wins: a command not yet sent would only undo it. A command
+    staged for later (a trip's unlock at its start) is not older: it stays."""
+    older = VehicleCommand.objects.filter(car_id=car_id, status=C.QUEUED).exclude(_staged(now))
+    if newest_pk is not None:
+        older = older.exclude(pk=newest_pk)
+    for pk in older.values_list("pk", flat=True):
+        _command_move(pk, C.SUPERSEDED, f"replaced by {by}")
 
 
 def _staged(now: datetime.datetime) -> Q:
@@ -267,8 +343,9 @@ def command_exists(*, key_id: int, reason: str) -> bool:
 
 # Every lock and unlock of a car goes into the keys app's audit log, including the owner's own
 # "Lock now" and an admin's force lock, which do not go through a key. Keys registers the
-# observer (one slot); it runs inside the command's transaction.
-CommandObserver = Callable[[VehicleCommand], None]
+# observer (one slot); it runs inside the command's transaction, with who asked and why (for a
+# joined press, someone other than the command's own actor).
+CommandObserver = Callable[[VehicleCommand, User | None, str], None]
 _command_observer: CommandObserver | None = None
 
 
@@ -655,16 +732,28 @@ def commands_redispatch_lost(*, now: datetime.datetime) -> int:
 # --- Selectors ------------------------------------------------------------------------------
 
 
+# Besides the car's owner and the person who asked for a command, whoever pressed for it while
+# it was on its way (a joined press: a co-driver's Unlock joining the renter's) follows it. The
+# keys app, which records every press, registers the check (one slot).
+CommandFollowerCheck = Callable[[User, VehicleCommand], bool]
+_command_follower_check: CommandFollowerCheck | None = None
+
+
+def register_command_follower_check(fn: CommandFollowerCheck) -> None:
+    global _command_follower_check  # a one-slot registry, set once at start-up
+    _command_follower_check = fn
+
+
 def command_for_owner(*, user: User, public_id: object) -> VehicleCommand:
-    """The command for its car's owner or the person who asked for it; 404 for anyone else."""
+    """The command for its car's owner, the person who asked for it or anyone whose press
+    joined it; 404 for anyone else."""
     command = None
     if user.is_authenticated:
-        command = (
-            VehicleCommand.objects.select_related("car")
-            .filter(Q(car__owner=user) | Q(actor=user), public_id=public_id)
-            .first()
-        )
-    if command is None:
+        command = VehicleCommand.objects.select_related("car").filter(public_id=public_id).first()
+    if command is None or (
+        user.pk not in (command.car.owner_id, command.actor_id)
+        and (_command_follower_check is None or not _command_follower_check(user, command))
+    ):
         raise Http404("No such command.")
     return command
 

@@ -342,6 +342,14 @@ class VehicleCommand(models.Model):
             models.UniqueConstraint(
                 fields=["car"], condition=Q(status="sent"), name="command_one_in_flight_per_car"
             ),
+            # One lock and one unlock on its way per car: a press while one is queued or sent
+            # joins it (commands.vehicle_command_enqueue). A trip's unlock staged for its start
+            # stands apart, so a press during early access unlocks at once.
+            models.UniqueConstraint(
+                fields=["car", "action"],
+                condition=Q(status__in=["queued", "sent"]) & ~Q(reason="trip_start"),
+                name="command_one_pending_per_car_and_action",
+            ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 

@@ -523,9 +523,14 @@ def test_too_many_unlocks_are_429_with_retry_after(client, active_booking, rente
     key = trip_key(active_booking)
     headers = auth(renter)
 
-    for _ in range(2):
-        assert client.post(key_url(key, "unlock"), headers=headers).status_code == 202
-    response = client.post(key_url(key, "unlock"), headers=headers)
+    first = client.post(key_url(key, "unlock"), headers=headers)
+    assert first.status_code == 202
+    # Pressed again while it is on its way: the same command, and no cost.
+    again = client.post(key_url(key, "unlock"), headers=headers)
+    assert (again.status_code, again.json()) == (202, first.json())
+    for _ in range(2):  # a Lock replaces the queued unlock, so the next is a new one
+        assert client.post(key_url(key, "lock"), headers=headers).status_code == 202
+        response = client.post(key_url(key, "unlock"), headers=headers)
 
     error = assert_error(response, 429, "rate_limited")
     assert 1 <= int(response["Retry-After"]) <= 300

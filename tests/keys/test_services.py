@@ -857,7 +857,9 @@ def test_the_key_clock_twice_changes_nothing_the_second_time(
 
     assert fresh(opening).status == "active"
     assert fresh(closing).status == "active"  # in its grace, its window's lock queued
-    assert EndLock.objects.get(key=closing).command.reason == "service_end"
+    # The window's lock joined the trip's end lock, still queued: one LOCK goes to the car.
+    end_lock = EndLock.objects.get(key=closing).command
+    assert (end_lock.action, end_lock.status, end_lock.reason) == ("lock", "queued", "trip_end")
     trip_key = selectors.trip_key_for_booking(booking_id=booking.pk)
     assert trip_key.status == "expired"
 

@@ -5,20 +5,26 @@ still checks that the key was not revoked. Real PostgreSQL, Redis and simulator.
 from __future__ import annotations
 
 import datetime
+import zoneinfo
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from bookings import services as booking_services
 from bookings import tasks as booking_tasks
 from keys import selectors, use
+from tests.api.conftest import session_token
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from vehicles import commands
+from vehicles import tasks as vehicle_tasks
 from vehicles.models import CommandStatus, VehicleCommand
 
 pytestmark = pytest.mark.django_db
 
 M = datetime.timedelta(minutes=1)
 S = datetime.timedelta(seconds=1)
+HTMX = {"HX-Request": "true"}
 
 
 def trip_start_unlocks(booking) -> list[VehicleCommand]:
@@ -109,3 +115,51 @@ def test_the_sweep_leaves_trips_further_ahead_alone(confirmed_booking, clock):
     clock.move_to(confirmed_booking.starts_at - 5 * M, tick=False)
     booking_tasks.run_trip_clock()
     assert trip_start_unlocks(confirmed_booking) == []
+
+
+def test_the_audit_log_shows_when_the_unlock_was_staged_for_and_when_the_car_opened(
+    instant_car, renter, owner, clock, client
+):
+    """Staged five minutes ahead (a trip confirmed shortly before its start), sent and
+    confirmed by the car at the start: the log keeps when it was asked and for when, and shows
+    when the car opened."""
+    starts_at = hour_from_now(days=1)
+    clock.move_to(starts_at - 5 * M, tick=False)
+    booking = request_booking(instant_car, renter, starts_at=starts_at, hours=2)
+    [unlock] = trip_start_unlocks(booking)
+
+    clock.move_to(starts_at, tick=False)
+    vehicle_tasks.run_vehicle_command(command_id=unlock.pk)  # the worker, at the start
+    unlock.refresh_from_db()
+    assert (unlock.status, unlock.confirmed_at) == (CommandStatus.SUCCEEDED, starts_at)
+
+    clock.move_to(starts_at + 10 * M, tick=False)
+    entry = selectors.audit_of_car(car_id=instant_car.pk, limit=None).get(
+        via="system", action="unlock"
+    )
+    assert (entry.at, entry.staged_for, entry.car_confirmed_at) == (
+        starts_at - 5 * M,
+        starts_at,
+        starts_at,
+    )
+
+    token = session_token(Client(), owner)
+    api = client.get(
+        f"/api/v1/cars/{instant_car.public_id}/audit", headers={"X-Session-Token": token}
+    )
+    [row] = [r for r in api.json()["results"] if r["via"] == "system" and r["action"] == "unlock"]
+    zone = zoneinfo.ZoneInfo(instant_car.time_zone)
+    assert (row["at"], row["staged_for"], row["car_confirmed_at"]) == (
+        (starts_at - 5 * M).astimezone(zone).isoformat(),
+        starts_at.astimezone(zone).isoformat(),
+        starts_at.astimezone(zone).isoformat(),
+    )
+
+    client.force_login(owner)
+    page = client.get(reverse("keys:car_audit", args=[instant_car.public_id]), headers=HTMX)
+    html = " ".join(page.content.decode().split())
+    local = starts_at.astimezone(zone)
+    asked = (starts_at - 5 * M).astimezone(zone)
+    assert f'<time datetime="{asked.isoformat()}">{asked:%-d %b %H:%M:%S}</time>' in html
+    assert f'Staged for <time datetime="{local.isoformat()}">{local:%H:%M:%S}</time>' in html
+    assert f'Car opened at <time datetime="{local.isoformat()}">{local:%H:%M:%S}</time>' in html

@@ -346,11 +346,17 @@ def test_refused_unlock_is_shown_not_raised(active_key, renter, settings):
     settings.KEY_UNLOCK_RATE_PER_PERSON = (1, 300)
     client = as_user(renter)
     assert client.post(key_url("key_unlock", active_key), headers=HTMX).status_code == 200
+    # A second Unlock while the first is on its way joins it (the same progress, no cost)...
+    joined = client.post(key_url("key_unlock", active_key), headers=HTMX)
+    unlock = VehicleCommand.objects.get(actor=renter)
+    assert f'id="command-{unlock.public_id}"' in joined.content.decode()
+    # ...and after a Lock replaced it, a new Unlock is over the limit.
+    assert client.post(key_url("key_lock", active_key), headers=HTMX).status_code == 200
     response = client.post(key_url("key_unlock", active_key), headers=HTMX)
     assert response.status_code == 200  # htmx swaps only 2xx
     assert "Too many unlock attempts" in response.content.decode()
     assert "HX-Trigger" not in response
-    assert VehicleCommand.objects.filter(actor=renter).count() == 1
+    assert VehicleCommand.objects.filter(actor=renter, action="unlock").count() == 1
 
     response = client.post(key_url("key_unlock", active_key))
     assert response.status_code == 302
@@ -748,3 +754,17 @@ def test_other_owners_car_is_404(connected_car):
     client = as_user(other)
     assert client.get(car_url("car_keys", connected_car)).status_code == 404
     assert client.post(car_url("car_unlock", connected_car)).status_code == 404
+
+
+def test_a_press_joining_someone_elses_unlock_follows_it_without_javascript(
+    active_key, shared_key, renter, co_driver
+):
+    as_user(renter).post(key_url("key_unlock", active_key), headers=HTMX)
+    unlock = VehicleCommand.objects.get(actor=renter, action="unlock")
+    client = as_user(co_driver)
+    response = client.post(key_url("key_unlock", shared_key))  # the renter's is on its way
+    assert response.status_code == 302
+    html = client.get(response["Location"]).content.decode()
+    assert "Unlocking the car" in html
+    assert f'id="command-{unlock.public_id}"' in html
+    assert VehicleCommand.objects.filter(action="unlock", actor=co_driver).count() == 0

@@ -166,7 +166,7 @@ def test_a_claim_is_one_transaction_and_carries_the_connection_it_read(
 def test_one_command_in_flight_per_car(connected_car, django_capture_on_commit_callbacks):
     first = lock(connected_car, reason=CommandReason.TRIP_START, actor=None)
     assert commands.command_claim(command_id=first.pk) is not None
-    second = lock(connected_car, reason=CommandReason.TRIP_END, actor=None)
+    second = lock(connected_car, action=CommandAction.UNLOCK)  # a lock would join the first
 
     with (
         patch.object(tasks.run_vehicle_command, "apply_async") as apply_async,
@@ -336,10 +336,10 @@ def in_threads(*calls):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_requests_at_once_leave_one_queued(connected_car):
-    in_threads(lambda: lock(connected_car), lambda: lock(connected_car))
-    statuses = sorted(VehicleCommand.objects.values_list("status", flat=True))
-    assert statuses == [C.QUEUED, C.SUPERSEDED]
+def test_two_requests_at_once_make_one_command(connected_car):
+    first, second = in_threads(lambda: lock(connected_car), lambda: lock(connected_car))
+    assert first == second  # the later one joined the earlier one, on its way
+    assert list(VehicleCommand.objects.values_list("status", flat=True)) == [C.QUEUED]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -731,8 +731,9 @@ def test_owner_page_query_count_does_not_grow_with_history(
     owner_client, owner, car, sim, settings, django_assert_num_queries, count
 ):
     connect_car(owner_client, sim, settings, car)
-    for _ in range(count):
-        commands.vehicle_command_request(car=car, action="lock", reason="owner", actor=owner)
+    for i in range(count):  # alternating: a press of the action already on its way joins it
+        action = "unlock" if i % 2 else "lock"
+        commands.vehicle_command_request(car=car, action=action, reason="owner", actor=owner)
     owner_client.get(car.get_absolute_url())  # the status row now exists
 
     # session, user, car, photos, connection (page, refresh), status get_or_create, its claim,
