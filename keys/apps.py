@@ -13,5 +13,4 @@ class KeysConfig(AppConfig):
 
         commands.register_command_guard(use.command_guard)
         commands.register_command_observer(use.audit_unkeyed_command)
-        commands.register_command_follower_check(use.pressed_for)
         vehicle_selectors.register_status_viewer_check(selectors.key_open_for_status)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from keys.models import AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
 from vehicles import commands as vehicle_commands
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
@@ -343,14 +343,6 @@ def audit_unkeyed_command(command: VehicleCommand, actor: User | None, reason: s
         detail=str(CommandReason(reason).label),
         command_public_id=command.public_id,
     )
-
-
-def pressed_for(user: User, command: VehicleCommand) -> bool:
-    """Registered with vehicles.commands: `user` may follow `command` because a press of theirs
-    was answered with it (every allowed press leaves an audit row naming its command)."""
-    return AuditEntry.objects.filter(
-        car_id=command.car_id, actor=user, allowed=True, command_public_id=command.public_id
-    ).exists()
 
 
 # --- The vehicle worker's last check --------------------------------------------------------

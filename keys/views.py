@@ -102,7 +102,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
         pending = [c for c in vehicle_commands.commands_for_car(car_id=key.car_id) if c.is_pending]
         context["command"] = next(
             (c for c in pending if c.key_id == key.pk and c.actor_id == user.pk), None
-        ) or next((c for c in pending if c.actor_id != user.pk and use.pressed_for(user, c)), None)
+        ) or next((c for c in pending if c.joined_by.filter(pk=user.pk).exists()), None)
     if context["live"]:
         context |= _live_status_context(user, key)
     return context

@@ -232,6 +232,8 @@ def vehicle_command_enqueue(
     pending = None if staged else _pending(car_id=car_id, action=action, now=now)
     if pending is not None and _joins(pending, is_person=is_person, now=now):
         _supersede_older(car_id=car_id, now=now, newest_pk=pending.pk, by=pending.public_id)
+        if actor is not None and actor.pk != pending.actor_id:
+            pending.joined_by.add(actor)
         if not audited and _command_observer is not None:
             _command_observer(pending, actor, reason)
         return pending
@@ -732,18 +734,6 @@ def commands_redispatch_lost(*, now: datetime.datetime) -> int:
 # --- Selectors ------------------------------------------------------------------------------
 
 
-# Besides the car's owner and the person who asked for a command, whoever pressed for it while
-# it was on its way (a joined press: a co-driver's Unlock joining the renter's) follows it. The
-# keys app, which records every press, registers the check (one slot).
-CommandFollowerCheck = Callable[[User, VehicleCommand], bool]
-_command_follower_check: CommandFollowerCheck | None = None
-
-
-def register_command_follower_check(fn: CommandFollowerCheck) -> None:
-    global _command_follower_check  # a one-slot registry, set once at start-up
-    _command_follower_check = fn
-
-
 def command_for_owner(*, user: User, public_id: object) -> VehicleCommand:
     """The command for its car's owner, the person who asked for it or anyone whose press
     joined it; 404 for anyone else."""
@@ -752,7 +742,7 @@ def command_for_owner(*, user: User, public_id: object) -> VehicleCommand:
         command = VehicleCommand.objects.select_related("car").filter(public_id=public_id).first()
     if command is None or (
         user.pk not in (command.car.owner_id, command.actor_id)
-        and (_command_follower_check is None or not _command_follower_check(user, command))
+        and not command.joined_by.filter(pk=user.pk).exists()
     ):
         raise Http404("No such command.")
     return command

@@ -319,6 +319,9 @@ class VehicleCommand(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )  # null: the system (trip clock, sweeps)
+    # Whoever else pressed for it while it was on its way (a co-driver's Unlock joining the
+    # renter's): they follow its progress too.
+    joined_by = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True)
     action = models.CharField(max_length=8, choices=CommandAction)
     reason = models.CharField(max_length=16, choices=CommandReason)
     status = models.CharField(max_length=16, choices=CommandStatus, default=C.QUEUED)
