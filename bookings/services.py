@@ -7,7 +7,8 @@ transaction (event requested → confirmed, actor None = the system, reason "ins
 
 _move() is the one place a status changes; each change leaves a BookingEvent behind, and a
 booking that stops holding the car loses its Hold row in the same transaction, which frees the
-car at once. The Hold exclusion constraint is the guarantee against double booking; the checks
+car at once; a completed trip (on time or ended early) keeps only the owner's buffer after its
+actual end. The Hold exclusion constraint is the guarantee against double booking; the checks
 here only give a friendly message first, and a constraint violation becomes
 BookingError("not_available").
 
@@ -233,10 +234,32 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
         setattr(current, stamp, now)
         fields.append(stamp)
     current.save(update_fields=fields)
-    if to not in HOLDING_STATUSES:
-        # Frees the car in the same transaction as the status change.
+    if to == B.COMPLETED:
+        _hold_keep_buffer(current, actual_end=min(now, current.ends_at), now=now)
+    elif to not in HOLDING_STATUSES:
+        # Declined, expired or cancelled before the trip began: nobody used the car, so there
+        # is nothing to hand over or clean, and the car is free at once, in the same
+        # transaction as the status change.
         Hold.objects.filter(booking=current).delete()
     return current
+
+
+def _hold_keep_buffer(
+    booking: Booking, *, actual_end: datetime.datetime, now: datetime.datetime
+) -> None:
+    """Shrink a finished trip's hold to the owner's buffer after its actual end: the owner
+    needs that time for the handover and cleaning however early the renter brought the car
+    back. The buffer is the one the hold was made with (the owner may have changed the car's
+    since), so the hold only ever shrinks and can never collide with the next trip's."""
+    hold = Hold.objects.filter(booking=booking).first()
+    if hold is None:
+        return
+    buffer_end = actual_end + (hold.period.upper - booking.ends_at)
+    if buffer_end <= now:  # no buffer, or the trip clock ran after it was over
+        hold.delete()
+        return
+    hold.period = DateTimeTZRange(actual_end, buffer_end)
+    hold.save(update_fields=["period"])
 
 
 # --- Keys ----------------------------------------------------------------------------------

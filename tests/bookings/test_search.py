@@ -9,6 +9,7 @@ import zoneinfo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
+from django.utils import timezone
 
 from bookings import selectors as booking_selectors
 from bookings import services
@@ -105,6 +106,21 @@ def test_cancelled_and_declined_bookings_free_the_car(free, request_car, renter,
     cancelled = request_booking(request_car, renter, starts_at=start)
     services.booking_cancel(booking=cancelled, user=renter)
     assert free(start, start + 2 * H) == {"Golf"}
+
+
+@pytest.mark.parametrize("how", ["early", "on_time"])
+def test_a_finished_trip_keeps_its_buffer_in_search(free, active_booking, renter, clock, how):
+    if how == "early":  # an hour into a four-hour trip
+        clock.move_to(active_booking.starts_at + H, tick=False)
+        services.booking_end(booking=active_booking, user=renter)
+    else:
+        clock.move_to(active_booking.ends_at, tick=False)
+        services.booking_complete(booking_id=active_booking.pk)
+    ended = timezone.now()  # the clock stands still: this is the actual end
+    buffer = datetime.timedelta(minutes=30)
+    soon = ended + datetime.timedelta(minutes=2)
+    assert free(soon, soon + H) == set()  # inside the owner's buffer after the actual end
+    assert free(ended + buffer, ended + buffer + H) == {"Golf"}
 
 
 def test_the_filter_adds_no_query(confirmed_booking, free_car, django_assert_num_queries):
