@@ -118,16 +118,9 @@ def _hours(n: int) -> str:
     return _("%(n)s hour") % {"n": n} if n == 1 else _("%(n)s hours") % {"n": n}
 
 
-def _check_request_rules(
-    *,
-    renter: User,
-    car: Car,
-    starts_at: datetime.datetime,
-    ends_at: datetime.datetime,
-    now: datetime.datetime,
-) -> None:
-    """Every rule with its own message, cheapest and most fundamental first."""
-    _check_period(starts_at, ends_at)
+def _check_request_rules(*, renter: User, car: Car, ends_at: datetime.datetime) -> None:
+    """What the car and the renter must be for a booking, cheapest and most fundamental first;
+    the trip's times are _check_trip_times' part."""
     if not car.is_listed:
         raise BookingError("not_listed")
     if car.owner_id == renter.pk:
@@ -148,6 +141,16 @@ def _check_request_rules(
             )
             % {"day": last_day.isoformat()},
         )
+
+
+def _check_trip_times(
+    *, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> DateTimeTZRange:
+    """The rules a trip's times must meet on this car (not in the past, the car's notice, its
+    shortest and longest trip, free with the owner's buffer after it), each with its own
+    message. The live quote and booking_request both ask this one function, so the quote never
+    offers a trip that booking then refuses. Reads only; returns the hold the trip would take."""
+    _check_period(starts_at, ends_at)
     if starts_at < now:
         raise BookingError("too_soon", _("The trip can't start in the past."))
     if starts_at < now + datetime.timedelta(hours=car.min_notice_hours):
@@ -168,6 +171,11 @@ def _check_request_rules(
             "too_long",
             _("Trips with this car last at most %(days)s days.") % {"days": car.max_duration_days},
         )
+    hold_period = DateTimeTZRange(
+        starts_at, ends_at + datetime.timedelta(minutes=car.buffer_minutes)
+    )
+    _assert_period_free(car=car, period=hold_period, now=now)
+    return hold_period
 
 
 def _require_car_owner(*, car: Car, user: User) -> None:
@@ -296,8 +304,9 @@ def _on_booking_cancelled(booking: Booking, *, actor: User | None, reason: str) 
 
 def booking_quote(*, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime) -> Quote:
     """The price of a trip at the car's current rates; no writes (the car page calls it live).
-    Raises BookingError("invalid_period") when the trip does not end after it starts."""
-    _check_period(starts_at, ends_at)
+    Raises the BookingError booking_request would for these times (past start, notice, too
+    short or long, taken), so a price is only ever given for a trip that can be booked."""
+    _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=timezone.now())
     return pricing.price(car.hourly_price, car.daily_price, starts_at, ends_at)
 
 
@@ -306,15 +315,14 @@ def booking_request(
 ) -> Booking:
     """Ask for the car (or book it outright when it is instant-book); BookingError if refused."""
     now = timezone.now()
-    _check_request_rules(renter=renter, car=car, starts_at=starts_at, ends_at=ends_at, now=now)
-    # The constraint still counts overdue requests until they are marked expired: expire this
-    # car's now, in their own transaction, so they stop blocking this request whatever happens
-    # to it (STYLE §5).
+    _check_period(starts_at, ends_at)
+    _check_request_rules(renter=renter, car=car, ends_at=ends_at)
+    # Overdue requests do not count here (holds_that_matter leaves them out)...
+    hold_period = _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
+    # ...but the constraint still counts them until they are marked expired: expire this car's
+    # now, in their own transaction, so they stop blocking this request whatever happens to it
+    # (STYLE §5).
     bookings_expire_unanswered(now=now, car_id=car.pk)
-    hold_period = DateTimeTZRange(
-        starts_at, ends_at + datetime.timedelta(minutes=car.buffer_minutes)
-    )
-    _assert_period_free(car=car, period=hold_period, now=now)
     quote = pricing.price(car.hourly_price, car.daily_price, starts_at, ends_at)
     return _insert_or_refuse(
         _booking_insert,
