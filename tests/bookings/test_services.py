@@ -808,6 +808,11 @@ class _Model:
             overdue = b["status"] == B.REQUESTED and b["respond_by"] <= now
             if b["status"] in (B.REQUESTED, B.CONFIRMED, B.ACTIVE) and not overdue:
                 spans.append((b["start"], b["end"] + buffer))
+            if b["status"] == B.COMPLETED:
+                # The buffer from the actual end, unless it was over before the trip completed.
+                actual_end = min(b["ended"], b["end"])
+                if actual_end + buffer > b["ended"]:
+                    spans.append((actual_end, actual_end + buffer))
         return sorted(spans)
 
     def free(self, start, end, now, buffer) -> bool:
@@ -959,7 +964,7 @@ def test_random_lifecycles_match_a_simple_model(request_car, renter, owner, cloc
                     b["status"] = B.ACTIVE
                 if b["status"] == B.ACTIVE and b["end"] <= now:
                     assert services.booking_complete(booking_id=pk) is not None
-                    b["status"] = B.COMPLETED
+                    b["status"], b["ended"] = B.COMPLETED, now
 
         @invariant()
         def statuses_match(self):
