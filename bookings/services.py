@@ -85,6 +85,10 @@ ERROR_MESSAGES: dict[str, Promise] = {
     "not_connected": gettext_lazy(
         "This car is not connected to carshare, so it could not be opened for your trip."
     ),
+    "not_lockable": gettext_lazy(
+        "This car's make can't be locked and unlocked remotely, so it could not be opened "
+        "for your trip."
+    ),
     "own_car": gettext_lazy("You can't book your own car."),
     "no_licence": gettext_lazy("Add a driving licence valid through the end of the trip."),
     "email_unverified": gettext_lazy("Please verify your email address before booking."),
@@ -92,6 +96,10 @@ ERROR_MESSAGES: dict[str, Promise] = {
     "invalid_period": gettext_lazy("The trip must end after it starts."),
     "not_allowed": gettext_lazy("That is not possible for this booking now."),
 }
+
+# vehicles.selectors.NotPublic codes → ours (a missing, expired or partial connection is all
+# "not connected" to a renter).
+_REFUSAL_OF_NOT_PUBLIC = {"unlisted": "not_listed", "make_cannot_lock": "not_lockable"}
 
 
 class BookingError(Exception):
@@ -121,12 +129,12 @@ def _hours(n: int) -> str:
 def _check_request_rules(*, renter: User, car: Car, ends_at: datetime.datetime) -> None:
     """What the car and the renter must be for a booking, cheapest and most fundamental first;
     the trip's times are _check_trip_times' part."""
-    if not car.is_listed:
-        raise BookingError("not_listed")
+    # The one rule of what is public (vehicles.models.CarQuerySet.public), read afresh: the
+    # page that sent this request may have loaded the car before its connection expired.
+    if (problem := vehicle_selectors.car_not_public_reason(car, fresh=True)) is not None:
+        raise BookingError(_REFUSAL_OF_NOT_PUBLIC.get(problem.code, "not_connected"))
     if car.owner_id == renter.pk:
         raise BookingError("own_car")
-    if not vehicle_selectors.car_is_connected(car):
-        raise BookingError("not_connected")
     if not EmailAddress.objects.filter(
         user=renter, email__iexact=renter.email, verified=True
     ).exists():

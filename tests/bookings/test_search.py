@@ -54,7 +54,7 @@ def free_in_api(client, start: datetime.datetime, end: datetime.datetime) -> set
 
 @pytest.fixture
 def free_car(owner) -> Car:
-    return CarFactory(owner=owner, model="Free Car")
+    return CarFactory(owner=owner, model="Free Car", connected=True)
 
 
 @pytest.fixture(params=["page", "api"])
@@ -77,7 +77,8 @@ def test_a_pending_request_excludes_until_it_is_overdue(free, requested_booking,
     assert free(start, start + H) == {"Golf", "Free Car"}
 
 
-def test_an_owner_block_excludes_the_car(free, car, owner, free_car):
+def test_an_owner_block_excludes_the_car(free, public_car, owner, free_car):
+    car = public_car
     start = hour_from_now(days=2)
     services.block_create(car=car, user=owner, starts_at=start, ends_at=start + 5 * H)
     assert free(start + H, start + 2 * H) == {"Free Car"}
