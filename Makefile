@@ -45,6 +45,7 @@ check: $(VENV)/.installed
 	DJANGO_DEBUG=1 $(DEV) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run'
 	DJANGO_SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-looking-production-secret-value \
 	  DJANGO_ALLOWED_HOSTS=carshare.example CARSHARE_TOKEN_KEYS=$$($(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
+	  SMARTCAR_MODE=simulator SMARTCAR_CLIENT_SECRET=check-deploy-$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))") \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: $(VENV)/.installed

@@ -47,7 +47,11 @@ def database_drop(name: str) -> None:
 
 
 def production_environment(*, database_url: str, redis_db: int, **extra: str) -> dict[str, str]:
-    """Production settings (DEBUG off, throwaway keys) on plain HTTP on loopback."""
+    """Production settings (DEBUG off, throwaway keys) on plain HTTP on loopback, with the
+    simulator as the vehicle cloud, chosen by name and with a secret of its own (production
+    takes neither a default cloud nor a development secret)."""
+    import secrets
+
     from cryptography.fernet import Fernet
 
     redis = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -60,6 +64,8 @@ def production_environment(*, database_url: str, redis_db: int, **extra: str) ->
         "CARSHARE_TOKEN_KEYS": Fernet.generate_key().decode(),
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "CARSHARE_DISABLE_RATE_LIMITS": "1",
+        "SMARTCAR_MODE": "simulator",
+        "SMARTCAR_CLIENT_SECRET": secrets.token_urlsafe(24),
         "DJANGO_SETTINGS_MODULE": "carshare.settings",
         **extra,
     }

@@ -17,10 +17,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from bookings import services
 from bookings.models import Booking, BookingEvent, CarBlock, Hold
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, ask_for_reason
+from carshare import times
+from carshare.adminlib import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ask_for_reason,
+    car_range,
+    car_time,
+    short_id,
+)
 
 
 class PeriodStartFilter(admin.SimpleListFilter):
@@ -63,8 +72,9 @@ class PeriodStartFilter(admin.SimpleListFilter):
 
 class BookingEventInline(ReadOnlyInline):
     model = BookingEvent
-    fields = ["at", "actor", "old_status", "new_status", "reason"]
+    fields = ["when", "actor", "old_status", "new_status", "reason"]
     readonly_fields = fields
+    when = car_time("at", "at", car="booking__car")
 
 
 class CancelWithReasonForm(forms.Form):
@@ -77,17 +87,7 @@ class CancelWithReasonForm(forms.Form):
 
 @admin.register(Booking)
 class BookingAdmin(ReadOnlyAdmin):
-    list_display = [
-        "public_id",
-        "car",
-        "owner",
-        "renter",
-        "status",
-        "starts_at",
-        "ends_at",
-        "price",
-        "requested_at",
-    ]
+    list_display = ["short_id", "car", "owner", "renter", "status", "trip", "price", "requested"]
     list_filter = [
         "status",
         ("car", admin.RelatedOnlyFieldListFilter),
@@ -110,7 +110,7 @@ class BookingAdmin(ReadOnlyAdmin):
         "public_id",
         "car",
         "renter",
-        "period",
+        "trip",
         "status",
         "instant",
         "currency",
@@ -120,28 +120,28 @@ class BookingAdmin(ReadOnlyAdmin):
         "cancelled_by",
         "cancellation_fee",
         "refund",
-        "requested_at",
-        "respond_by",
-        "confirmed_at",
-        "started_at",
-        "ended_at",
-        "reminder_sent_at",
+        "requested",
+        "answer_by",
+        "confirmed",
+        "started",
+        "ended",
+        "reminder_sent",
     ]
     fields = readonly_fields
     inlines = [BookingEventInline]
+    short_id = short_id
+    trip = car_range("period", "trip")
+    requested = car_time("requested_at", "requested")
+    answer_by = car_time("respond_by", "answer by")
+    confirmed = car_time("confirmed_at", "confirmed")
+    started = car_time("started_at", "started")
+    ended = car_time("ended_at", "ended")
+    reminder_sent = car_time("reminder_sent_at", "reminder sent")
     actions = ["cancel_with_reason"]
 
     @admin.display(description="owner", ordering="car__owner__email")
     def owner(self, booking: Booking) -> str:
         return str(booking.car.owner)
-
-    @admin.display(description="starts", ordering="period")
-    def starts_at(self, booking: Booking) -> datetime.datetime:
-        return booking.starts_at
-
-    @admin.display(description="ends")
-    def ends_at(self, booking: Booking) -> datetime.datetime:
-        return booking.ends_at
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         # The booking's fields are never edited here, but cancelling is a change: it takes
@@ -171,7 +171,7 @@ class BookingAdmin(ReadOnlyAdmin):
             chosen=(
                 (
                     b,
-                    f"{b.car}, {b.starts_at:%Y-%m-%d %H:%M} to {b.ends_at:%Y-%m-%d %H:%M} UTC, "
+                    f"{b.car}, {times.local_period(b.car, b.starts_at, b.ends_at)}, "
                     f"{b.renter}: {b.get_status_display()}",
                 )
                 for b in queryset.select_related("car", "renter")
@@ -191,18 +191,24 @@ class BookingAdmin(ReadOnlyAdmin):
             else:
                 cancelled += 1
         if cancelled:
-            self.message_user(request, f"Cancelled {cancelled} booking(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("Cancelled %d booking.", "Cancelled %d bookings.", cancelled) % cancelled,
+                messages.SUCCESS,
+            )
 
 
 @admin.register(CarBlock)
 class CarBlockAdmin(ReadOnlyAdmin):
-    list_display = ["car", "period", "reason", "note", "created_by", "created_at"]
+    list_display = ["car", "blocked", "reason", "note", "created_by", "created"]
     list_filter = ["reason", ("car", admin.RelatedOnlyFieldListFilter), PeriodStartFilter]
     search_fields = ["public_id", "car__licence_plate", "car__owner__email", "note"]
     list_select_related = ["car", "created_by"]
-    readonly_fields = ["public_id", "car", "period", "reason", "note", "created_by", "created_at"]
+    readonly_fields = ["public_id", "car", "blocked", "reason", "note", "created_by", "created"]
     fields = readonly_fields
     actions = ["remove_blocks"]
+    blocked = car_range("period", "blocked")
+    created = car_time("created_at", "created")
 
     def has_remove_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bookings.delete_carblock")
@@ -219,7 +225,11 @@ class CarBlockAdmin(ReadOnlyAdmin):
             else:
                 removed += 1
         if removed:
-            self.message_user(request, f"Removed {removed} block(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("Removed %d block.", "Removed %d blocks.", removed) % removed,
+                messages.SUCCESS,
+            )
 
 
 @admin.register(Hold)
@@ -227,12 +237,17 @@ class HoldAdmin(ReadOnlyAdmin):
     """Why a car is unavailable: each row is a trip (with its buffer), a block or a service
     window, as the exclusion constraint sees it."""
 
-    list_display = ["car", "period", "held_by", "booking", "block", "service_key_id"]
+    list_display = ["car", "held", "held_by", "booking", "block", "service_key"]
     list_filter = [("car", admin.RelatedOnlyFieldListFilter), PeriodStartFilter]
     search_fields = ["car__licence_plate", "car__owner__email", "booking__public_id"]
     list_select_related = ["car", "booking", "block"]
-    readonly_fields = ["car", "period", "held_by", "booking", "block", "service_key_id"]
+    readonly_fields = ["car", "held", "held_by", "booking", "block", "service_key"]
     fields = readonly_fields
+    held = car_range("period", "held")
+
+    @admin.display(description="service key", ordering="service_key_id")
+    def service_key(self, hold: Hold) -> str:
+        return str(hold.service_key_id or "-")
 
     @admin.display(description="held by")
     def held_by(self, hold: Hold) -> str:

@@ -32,7 +32,7 @@ from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
 from carshare import times
 from vehicles import api as vehicles_api
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 
 router = Router(tags=["bookings"])
 
@@ -100,8 +100,10 @@ class EventOut(Schema):
     actor: Literal["renter", "owner", "admin", "system"] = Field(
         description="system: the trip clock or the expiry sweep."
     )
-    old_status: str | None = Field(description="null for the request itself.")
-    new_status: str
+    old_status: str | None = Field(
+        description="null for the request itself.", json_schema_extra={"enum": [*B.values, None]}
+    )
+    new_status: str = Field(json_schema_extra={"enum": list(B.values)})
     reason: str
 
 
@@ -265,13 +267,17 @@ class ReasonIn(BaseModel):
     reason: str = Field("", max_length=500, description="Optional; shown to the other party.")
 
 
-class BookingListQuery(Schema):
+_ANY_STATUS = "|".join(B.values)
+
+
+class BookingListQuery(QueryParams):
     role: Literal["renter", "owner", "all"] = Field(
         "all", description="Bookings you made (renter), of your cars (owner), or both."
     )
     status: str = Field(
         "",
         description="Only these statuses, comma-separated, e.g. requested,confirmed.",
+        pattern=rf"^(|({_ANY_STATUS})(,({_ANY_STATUS}))*)$",
         json_schema_extra={"examples": ["requested,confirmed"]},
     )
     limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
@@ -287,7 +293,7 @@ class BookingListQuery(Schema):
         return ",".join(wanted)
 
 
-class AvailabilityQuery(Schema):
+class AvailabilityQuery(QueryParams):
     from_: QueryDatetime = Field(
         None, alias="from", description=f"With an offset or Z, e.g. {ISO_EXAMPLE}. Default: now."
     )

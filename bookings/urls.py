@@ -9,6 +9,7 @@ urlpatterns = [
     path("cars/<uuid:public_id>/book/quote/", views.booking_quote, name="booking_quote"),
     # A booking and the actions on it.
     path("bookings/<uuid:public_id>/", views.booking_detail, name="booking_detail"),
+    path("bookings/<uuid:public_id>/status/", views.booking_status, name="booking_status"),
     path("bookings/<uuid:public_id>/history/", views.booking_history, name="booking_history"),
     path("bookings/<uuid:public_id>/approve/", views.booking_confirm, name="booking_confirm"),
     path("bookings/<uuid:public_id>/decline/", views.booking_decline, name="booking_decline"),

@@ -14,6 +14,7 @@ import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -29,7 +30,13 @@ from django_htmx.http import trigger_client_event
 from accounts.models import User
 from bookings import forms, ical, pricing, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingStatus, CarBlock
-from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
+from carshare.http import (
+    AuthedHtmxRequest,
+    HtmxRequest,
+    ask_to_confirm,
+    is_confirmed,
+    render_page_or_partial,
+)
 from keys import selectors as key_selectors
 from keys import views as key_views
 from vehicles import selectors as car_selectors
@@ -44,6 +51,11 @@ CALENDAR_PAGE = "bookings/car_calendar.html"
 BUSY_AHEAD = datetime.timedelta(weeks=4)
 # Tells other regions (the history on the booking page) that the status changed.
 BOOKING_EVENT = "booking-changed"
+# How the status region of an open booking page follows the trip: often while it runs, starts
+# soon or its end lock is pending (BOOKING_PAGE_POLL_SECONDS), now and then while it is
+# further off, not at all once nothing more can change.
+POLL_CLOSE_TO_START = datetime.timedelta(hours=1)
+POLL_NOW_AND_THEN_S = 60
 
 
 # --- Booking a car: the form on the car page -------------------------------------------------
@@ -169,6 +181,26 @@ def booking_detail(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 
 @login_required
 @require_GET
+def booking_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The status region, polled by an open booking page while the trip can still change (the
+    whole page without htmx). 204 while it would show what the page has (`seen`), so polling
+    costs little and an open question (End trip now?) is not wiped by a poll."""
+    booking = selectors.booking_for_participant(user=request.user, public_id=public_id)
+    if not request.htmx:
+        return _booking_page(request, booking, partial="booking-status")
+    context = _booking_detail_context(request.user, booking)
+    seen = request.GET.get("seen")
+    if seen is not None and context["status_poll"] and seen == context["status_poll"]["seen"]:
+        response = HttpResponse(status=204)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+    response = render_page_or_partial(request, BOOKING_PAGE, "booking-status", context)
+    # The key panel and the history follow (the trip started, ended or was cancelled).
+    return trigger_client_event(response, BOOKING_EVENT)
+
+
+@login_required
+@require_GET
 def booking_history(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """The event history, refreshed after an action on the page."""
     booking = selectors.booking_for_participant(user=request.user, public_id=public_id)
@@ -193,6 +225,19 @@ def booking_decline(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse
     form = forms.BookingReasonForm(request.POST)
     if not form.is_valid():
         return _action_refused(request, booking, _("The reason is too long."), decline_form=form)
+    if not is_confirmed(request):  # the renter is told at once: ask first
+        return ask_to_confirm(
+            request,
+            question=_("Decline this request?"),
+            detail=_(
+                "The renter is told at once and the car is free for others again. This can't "
+                "be undone."
+            ),
+            yes=_("Yes, decline"),
+            back_url=booking.get_absolute_url(),
+            target="#booking-status",
+            hidden={"reason": form.cleaned_data["reason"]},
+        )
     try:
         booking = services.booking_decline(
             booking=booking, user=request.user, reason=form.cleaned_data["reason"]
@@ -234,6 +279,18 @@ def booking_cancel(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 @require_POST
 def booking_end(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     booking = selectors.booking_for_participant(user=request.user, public_id=public_id)
+    if not is_confirmed(request):  # one tap must not end a trip: ask first
+        return ask_to_confirm(
+            request,
+            question=_("End the trip now?"),
+            detail=_(
+                "The trip ends at once: your key stops opening the car, carshare locks it and "
+                "the price stays as booked. This can't be undone."
+            ),
+            yes=_("Yes, end the trip"),
+            back_url=booking.get_absolute_url(),
+            target="#booking-status",
+        )
     try:
         booking = services.booking_end(booking=booking, user=request.user)
     except services.BookingError as refusal:
@@ -311,6 +368,15 @@ def _booking_detail_context(user: User, booking: Booking) -> dict[str, Any]:
             confirmed=booking.status != B.REQUESTED,
             active=booking.status == B.ACTIVE,
         )
+    trip_key = key_selectors.trip_key_for_booking(booking_id=booking.pk)
+    end_lock = key_selectors.end_lock_state(key_id=trip_key.pk) if trip_key else None
+    # The renter's key may still lock for a while after the end (the Lock on this page).
+    renter_can_lock = (
+        is_renter
+        and trip_key is not None
+        and trip_key.is_live
+        and timezone.now() < trip_key.lock_until
+    )
     events = [
         {
             "event": event,
@@ -335,7 +401,25 @@ def _booking_detail_context(user: User, booking: Booking) -> dict[str, Any]:
         "events": events,
         "cancel_form": forms.BookingReasonForm(),
         "decline_form": forms.BookingReasonForm(),
+        "end_lock": end_lock,
+        "renter_can_lock": renter_can_lock,
+        "status_poll": _status_poll(booking, end_lock, renter_can_lock=renter_can_lock),
     }
+
+
+def _status_poll(
+    booking: Booking, end_lock: key_selectors.EndLockState | None, *, renter_can_lock: bool
+) -> dict | None:
+    """How often the open page asks for the status region, and what it shows now (`seen`);
+    None once nothing on it can change."""
+    seen = f"{booking.status}.{end_lock.seen if end_lock else ''}.{int(renter_can_lock)}"
+    if end_lock is not None or booking.status == B.ACTIVE:
+        return {"every": settings.BOOKING_PAGE_POLL_SECONDS, "seen": seen}
+    if booking.status == B.CONFIRMED and booking.starts_at - timezone.now() <= POLL_CLOSE_TO_START:
+        return {"every": settings.BOOKING_PAGE_POLL_SECONDS, "seen": seen}
+    if booking.status in (B.REQUESTED, B.CONFIRMED):
+        return {"every": POLL_NOW_AND_THEN_S, "seen": seen}
+    return None
 
 
 # --- Lists: the renter's trips, the owner's requests and bookings -----------------------------

@@ -22,10 +22,13 @@ from typing import Any
 from allauth.headless.contrib.ninja.security import XSessionTokenAuth
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.urls import URLPattern, URLResolver
+from django.utils.log import log_response
+from django.views import defaults
 from ninja import NinjaAPI, Router, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
@@ -46,6 +49,7 @@ ERROR_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     429: "throttled",
+    500: "internal_error",
 }
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -246,6 +250,50 @@ def on_bad_request(request: HttpRequest, exc: Exception) -> HttpResponse:
     return error_response(
         request, status=400, code="bad_request", message="The request could not be read."
     )
+
+
+@api.exception_handler(Exception)
+def on_server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Anything no handler above expected: the envelope, not Django's HTML 500 page, and
+    nothing of the exception in it (its text may hold data, its traceback our code)."""
+    response = error_response(
+        request,
+        status=500,
+        code="internal_error",
+        message="Something went wrong on our side. Try again later.",
+    )
+    # What Django does for an uncaught exception, so nothing is lost by catching it here: the
+    # signal (error reporters, and the test client, which re-raises it) and the django.request
+    # log line with the traceback (mailed to the admins in production).
+    got_request_exception.send(sender=None, request=request)
+    log_response(
+        "Internal Server Error: %s", request.path, response=response, request=request, exception=exc
+    )
+    return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found_page(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/ (an unknown version, say) the envelope, elsewhere the page."""
+    if _is_api(request):
+        return error_response(request, status=404, code="not_found", message="Not found.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error_page(request: HttpRequest) -> HttpResponse:
+    """handler500, for a failure outside the API's own handlers (a middleware, say): under
+    /api/ the envelope, elsewhere the page."""
+    if _is_api(request):
+        return error_response(
+            request,
+            status=500,
+            code="internal_error",
+            message="Something went wrong on our side. Try again later.",
+        )
+    return defaults.server_error(request)
 
 
 api.add_router("", vehicles_api.router)

@@ -30,16 +30,29 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG")
 # Under pytest: plain-HTTP cookies and a throwaway key, as for local development.
 TESTING = env_bool("CARSHARE_TESTING") or "pytest" in sys.modules
+# Neither: a deployment, which never falls back to a development default (end of this module).
+PRODUCTION = not (DEBUG or TESTING)
+
+# Development and tests run on these when nothing else is set. They are published in this
+# repository, so nothing they protect is secret: production refuses every one of them.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
+DEVELOPMENT_TOKEN_KEY = "Y2Fyc2hhcmUtZGV2LWtleS1ub3QtcHJvZHVjdGlvbiE="  # noqa: S105
+DEVELOPMENT_SMARTCAR_CLIENT_SECRET = "carshare-dev-secret"  # noqa: S105
+DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN = "carshare-dev-management-token"  # noqa: S105
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.environ.get("CARSHARE_SITE_URL", "http://127.0.0.1:8000")
+# The port of the development web server (`make run`, the Procfile's web). The site's address
+# follows it unless CARSHARE_SITE_URL is set, so the links in emails and Connect's redirect
+# reach the server that is actually running.
+CARSHARE_PORT = int(os.environ.get("CARSHARE_PORT") or "8000")
+SITE_URL = (os.environ.get("CARSHARE_SITE_URL") or f"http://127.0.0.1:{CARSHARE_PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (CSRF reads a POST's form).
+    "carshare.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "carshare.middleware.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
@@ -158,6 +174,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_TASK_ROUTES = {
     "vehicles.tasks.run_vehicle_command": {"queue": "vehicle"},
     "vehicles.tasks.refresh_vehicle_status": {"queue": "vehicle"},
+    "vehicles.tasks.confirm_vehicle_commands": {"queue": "vehicle"},
     "vehicles.tasks_connections.revoke_vehicle_access": {"queue": "vehicle"},
     "vehicles.tasks_connections.refresh_connection_tokens": {"queue": "vehicle"},
 }
@@ -192,6 +209,9 @@ CELERY_BEAT_SCHEDULE["queue-trip-reminders"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# An open trip page asks for its status this often while the trip runs or starts within the
+# hour, or its end lock is still pending (a trip further off, or a request: once a minute).
+BOOKING_PAGE_POLL_SECONDS = int(os.environ.get("BOOKING_PAGE_POLL_SECONDS", "5"))
 # --- end of the bookings block -------------------------------------------------------------
 # --- Digital keys (issue 6): the key clock and the end locks -----------------------------
 # Opens windows that have started, locks cars at the end of service windows, expires keys past
@@ -249,6 +269,13 @@ ACCOUNT_RATE_LIMITS = {
 }
 if env_bool("CARSHARE_DISABLE_RATE_LIMITS"):
     ACCOUNT_RATE_LIMITS = False
+# Who the client is, for the per-IP limits above. Behind the TLS proxy REMOTE_ADDR is the
+# proxy's, the same for everyone; X-Forwarded-For names the client, but only the entries our
+# own proxies appended can be believed. 0 (the default, no proxy) ignores the header, so a
+# forged one cannot dodge the limits; with N proxies the N-th entry from the right is the
+# client. Or the one header a trusted proxy sets to the client's address (X-Real-IP, ...).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("CARSHARE_TRUSTED_PROXY_COUNT") or "0")
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = os.environ.get("CARSHARE_TRUSTED_CLIENT_IP_HEADER") or None
 HEADLESS_ONLY = False
 HEADLESS_FRONTEND_URLS = {
     "account_confirm_email": SITE_URL + "/accounts/confirm-email/{key}/",
@@ -296,8 +323,20 @@ STORAGES = {
 # Development and tests serve static files straight from static/ (no collectstatic needed).
 WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# --- Uploads: car photos ---------------------------------------------------------------------
+# A request body over this is refused (413) before anything reads it (carshare.middleware):
+# the photos of one form or API call together, with room for the rest of the form.
+CARSHARE_MAX_REQUEST_BYTES = int(os.environ.get("CARSHARE_MAX_REQUEST_BYTES") or 50 * 1024 * 1024)
+# Uploads over this go to a temporary file rather than memory; form fields and JSON (the rest
+# of a body) may take this much memory at most (Django's defaults, 2.5 MB).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Photos per car, counted under a lock on the car so two uploads at once cannot pass it.
+CARSHARE_MAX_PHOTOS_PER_CAR = int(os.environ.get("CARSHARE_MAX_PHOTOS_PER_CAR") or "10")
+# Pixels a photo may have, read from its header before it is decoded: decoding takes about
+# 4 bytes a pixel, so 40 megapixels (a 7700 x 5200 camera) stays near 160 MB, and a small file
+# declaring 13000 x 13000 is refused without costing any.
+CARSHARE_PHOTO_MAX_PIXELS = int(os.environ.get("CARSHARE_PHOTO_MAX_PIXELS") or "40000000")
 
 # --- Security --------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG and not TESTING)
@@ -322,8 +361,25 @@ CONTENT_SECURITY_POLICY = {
         "style-src": ["'self'"],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
+        # An injected <base> would send every relative script and form URL elsewhere.
+        "base-uri": ["'self'"],
     }
 }
+# Browser features a page may ask for (carshare.middleware.PermissionsPolicyMiddleware): only
+# "Use my location" on the browse and car forms (geolocation, this site only); everything else
+# is off for the site and for anything it frames.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "geolocation": ["self"],
+    **{
+        feature: []
+        for feature in [
+            "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
+            "fullscreen", "gyroscope", "hid", "idle-detection", "magnetometer", "microphone",
+            "midi", "payment", "picture-in-picture", "publickey-credentials-get",
+            "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+        ]
+    },
+}  # fmt: skip
 
 LOGGING = {
     "version": 1,
@@ -343,14 +399,24 @@ SIMULATOR_URL = os.environ.get(
 SMARTCAR_CLIENT_ID = os.environ.get("SMARTCAR_CLIENT_ID", "")
 SMARTCAR_CLIENT_SECRET = os.environ.get("SMARTCAR_CLIENT_SECRET", "")
 SMARTCAR_REDIRECT_URI = os.environ.get("SMARTCAR_REDIRECT_URI", "")
-# live | test | simulated on real Smartcar; "simulator" means our own local simulator.
+# live | test | simulated on real Smartcar; "simulator" means our own local simulator, the
+# default in development and tests only: a deployment that forgot SMARTCAR_* must not quietly
+# hand its owners' cars to a fake cloud, so there it has to be chosen by name.
 SMARTCAR_MODE = os.environ.get("SMARTCAR_MODE", "") or (
-    "live" if SMARTCAR_CLIENT_ID else "simulator"
+    "live" if SMARTCAR_CLIENT_ID else ("" if PRODUCTION else "simulator")
 )
+if not SMARTCAR_MODE:
+    raise ImproperlyConfigured(
+        "Choose the vehicle cloud when DJANGO_DEBUG is off: SMARTCAR_CLIENT_ID and "
+        "SMARTCAR_CLIENT_SECRET for Smartcar, or SMARTCAR_MODE=simulator (with a client secret "
+        "of your own) for the local simulator."
+    )
 if SMARTCAR_MODE == "simulator":
-    # The app's own development client, registered in the simulator at start.
+    # The app's own client, registered in the simulator at start; its published secret only
+    # outside production.
     SMARTCAR_CLIENT_ID = SMARTCAR_CLIENT_ID or "carshare-dev"
-    SMARTCAR_CLIENT_SECRET = SMARTCAR_CLIENT_SECRET or "carshare-dev-secret"
+    if not (SMARTCAR_CLIENT_SECRET or PRODUCTION):
+        SMARTCAR_CLIENT_SECRET = DEVELOPMENT_SMARTCAR_CLIENT_SECRET
     SMARTCAR_REDIRECT_URI = SMARTCAR_REDIRECT_URI or SITE_URL + "/connect/callback/"
 _smartcar_default = SIMULATOR_URL if SMARTCAR_MODE == "simulator" else None
 SMARTCAR_API_ORIGIN = os.environ.get("SMARTCAR_API_ORIGIN") or (
@@ -363,12 +429,17 @@ SMARTCAR_CONNECT_ORIGIN = os.environ.get("SMARTCAR_CONNECT_ORIGIN") or (
     _smartcar_default or "https://connect.smartcar.com"
 )
 # Secret Smartcar signs webhooks with (the application's management token). Unset: the
-# webhook endpoint answers 404 (except in simulator mode, which has a published dev token).
+# webhook endpoint answers 404 (except in development and tests on the simulator, which has a
+# published token).
 SMARTCAR_WEBHOOK_SECRET = os.environ.get("SMARTCAR_WEBHOOK_SECRET", "") or (
-    "carshare-dev-management-token" if SMARTCAR_MODE == "simulator" else ""
+    DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN if SMARTCAR_MODE == "simulator" and not PRODUCTION else ""
 )
 # Deliveries older than this are refused as replays (Smartcar retries for about 3 minutes).
 SMARTCAR_WEBHOOK_MAX_AGE = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_AGE", "600"))
+# Deliveries stamped further ahead of our clock than this are refused (clocks drift a little).
+SMARTCAR_WEBHOOK_CLOCK_SKEW = int(os.environ.get("SMARTCAR_WEBHOOK_CLOCK_SKEW", "60"))
+# Larger webhook bodies are refused with 413 unread (an event with every signal is a few KiB).
+SMARTCAR_WEBHOOK_MAX_BYTES = int(os.environ.get("SMARTCAR_WEBHOOK_MAX_BYTES", str(64 * 1024)))
 # Seconds to wait for the vehicle cloud: connecting, and reading an answer (commands take time).
 VEHICLE_CLOUD_CONNECT_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_CONNECT_TIMEOUT", "5"))
 VEHICLE_CLOUD_READ_TIMEOUT = float(os.environ.get("VEHICLE_CLOUD_READ_TIMEOUT", "60"))
@@ -379,7 +450,37 @@ VEHICLE_STATUS_MIN_INTERVAL = int(os.environ.get("VEHICLE_STATUS_MIN_INTERVAL", 
 # newest first (`manage.py rotate_token_keys` re-encrypts under the first).
 CARSHARE_TOKEN_KEYS = env_list("CARSHARE_TOKEN_KEYS")
 if not CARSHARE_TOKEN_KEYS:
-    if not (DEBUG or TESTING):
+    if PRODUCTION:
         raise ImproperlyConfigured("CARSHARE_TOKEN_KEYS must be set when DJANGO_DEBUG is off.")
-    # Development and tests only: a published key, so nothing it protects is secret.
-    CARSHARE_TOKEN_KEYS = ["Y2Fyc2hhcmUtZGV2LWtleS1ub3QtcHJvZHVjdGlvbiE="]
+    CARSHARE_TOKEN_KEYS = [DEVELOPMENT_TOKEN_KEY]
+
+# --- Production runs on nothing published ---------------------------------------------------
+# A development secret copied into a deployment (from this module, .env.example or a shell
+# history) would let anyone sign sessions, read the stored car tokens or pose as the vehicle
+# cloud: refuse to start, whatever the vehicle cloud, the simulator included.
+if PRODUCTION:
+    _development_secrets = {
+        DEVELOPMENT_SECRET_KEY,
+        DEVELOPMENT_TOKEN_KEY,
+        DEVELOPMENT_SMARTCAR_CLIENT_SECRET,
+        DEVELOPMENT_SMARTCAR_MANAGEMENT_TOKEN,
+    }
+    _in_use = {
+        "DJANGO_SECRET_KEY": [SECRET_KEY],
+        "CARSHARE_TOKEN_KEYS": CARSHARE_TOKEN_KEYS,
+        "SMARTCAR_CLIENT_SECRET": [SMARTCAR_CLIENT_SECRET],
+        "SMARTCAR_WEBHOOK_SECRET": [SMARTCAR_WEBHOOK_SECRET],
+    }
+    _published = sorted(
+        name for name, values in _in_use.items() if _development_secrets.intersection(values)
+    )
+    if _published:
+        raise ImproperlyConfigured(
+            "A published development secret is set in production: "
+            + ", ".join(_published)
+            + ". Generate new values (see .env.example)."
+        )
+    if not SMARTCAR_CLIENT_SECRET:
+        raise ImproperlyConfigured(
+            "SMARTCAR_CLIENT_SECRET must be set when DJANGO_DEBUG is off (the simulator's too)."
+        )

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Protocol, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import dateformat
 from django.utils.translation import gettext_lazy as _
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -44,6 +45,39 @@ def car_zone(car: HasTimeZone) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(car.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from tzdata since
         return zoneinfo.ZoneInfo("UTC")
+
+
+def _offset(local: datetime.datetime) -> str:
+    return local.isoformat()[-6:] if local.utcoffset() else "+00:00"
+
+
+def local_moment(car: HasTimeZone, moment: datetime.datetime | None) -> str:
+    """`moment` as the car's clock shows it, for staff screens: "Fri 4 Dec 2026, 10:00 +01:00"
+    (the same wording as the pages' "D j M Y, H:i", plus the offset, as staff look after cars
+    in more than one zone)."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(car_zone(car))
+    return f"{dateformat.format(local, 'D j M Y, H:i')} {_offset(local)}"
+
+
+def local_period(
+    car: HasTimeZone, start: datetime.datetime | None, end: datetime.datetime | None
+) -> str:
+    """A trip, block, hold or key window in the car's zone, the end's date only when it
+    differs: "Fri 4 Dec 2026, 10:00 - 14:00 +01:00" (with an en dash, as on the pages)."""
+    if start is None or end is None:
+        return "-"
+    zone = car_zone(car)
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    end_format = "H:i" if first.date() == last.date() else "D j M Y, H:i"
+    offsets = (
+        _offset(first) if _offset(first) == _offset(last) else f"{_offset(first)}/{_offset(last)}"
+    )
+    return (
+        f"{dateformat.format(first, 'D j M Y, H:i')} \u2013 {dateformat.format(last, end_format)} "
+        f"{offsets}"
+    )
 
 
 # --- Pages ----------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+# Under /api/ these answer with the API's JSON error envelope, elsewhere with the usual pages.
+handler404 = "carshare.api.not_found_page"
+handler500 = "carshare.api.server_error_page"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", RedirectView.as_view(pattern_name="vehicles:car_browse", permanent=False)),

@@ -13,8 +13,18 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, ask_for_reason
+from carshare import times
+from carshare.adminlib import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ask_for_reason,
+    car_period,
+    car_time,
+    short_id,
+    short_text,
+)
 from keys import grants, services, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from vehicles.models import Car, CommandAction
@@ -22,16 +32,18 @@ from vehicles.models import Car, CommandAction
 
 class KeyEventInline(ReadOnlyInline):
     model = KeyEvent
-    fields = ["at", "actor", "old_status", "new_status", "reason"]
+    fields = ["when", "actor", "old_status", "new_status", "reason"]
     readonly_fields = fields
+    when = car_time("at", "at", car="key__car")
 
 
 class AuditEntryInline(ReadOnlyInline):
     model = AuditEntry
     fk_name = "key"
-    fields = ["at", "actor", "action", "allowed", "code", "detail", "via", "command_public_id"]
+    fields = ["when", "actor", "action", "allowed", "code", "detail", "via", "command_public_id"]
     readonly_fields = fields
     ordering = ["-at"]
+    when = car_time("at", "at")
 
 
 class RevokeWithReasonForm(forms.Form):
@@ -56,16 +68,19 @@ def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Ca
     if queued:
         modeladmin.message_user(
             request,
-            f"Lock queued for {queued} car(s); follow it under Vehicle commands.",
+            ngettext(
+                "Lock queued for %d car; follow it under Vehicle commands.",
+                "Lock queued for %d cars; follow them under Vehicle commands.",
+                queued,
+            )
+            % queued,
             messages.SUCCESS,
         )
 
 
 @admin.register(DigitalKey)
 class DigitalKeyAdmin(ReadOnlyAdmin):
-    list_display = [
-        "public_id", "kind", "status", "car", "holder", "valid_from", "valid_until", "lock_until",
-    ]  # fmt: skip
+    list_display = ["short_id", "kind", "status", "car", "holder", "window", "locks_until"]
     list_filter = ["kind", "status", ("car", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["public_id", "holder__email", "holder__name", "car__licence_plate",
                      "car__owner__email"]  # fmt: skip
@@ -73,12 +88,18 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
     date_hierarchy = "valid_from"
     readonly_fields = [
         "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id", "parent",
-        "valid_from", "valid_until", "lock_until", "note", "created_at", "activated_at",
-        "ended_at", "revoked_by", "revoke_reason",
+        "window", "locks_until", "note", "created", "activated", "ended", "revoked_by",
+        "revoke_reason",
     ]  # fmt: skip
     fields = readonly_fields
     inlines = [KeyEventInline, AuditEntryInline]
     actions = ["revoke_with_reason", "lock_cars"]
+    short_id = short_id
+    window = car_period("valid_from", "valid_until", "window")
+    locks_until = car_time("lock_until", "locks until")
+    created = car_time("created_at", "created")
+    activated = car_time("activated_at", "activated")
+    ended = car_time("ended_at", "ended")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("keys.change_digitalkey")
@@ -100,7 +121,11 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
                 else:
                     revoked += 1
             if revoked:
-                self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    ngettext("Revoked %d key.", "Revoked %d keys.", revoked) % revoked,
+                    messages.SUCCESS,
+                )
             return None
         return ask_for_reason(
             self,
@@ -119,7 +144,7 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
                 (
                     k,
                     f"{k.get_kind_display()} — {k.car} — {k.holder}: {k.get_status_display()}, "
-                    f"{k.valid_from:%Y-%m-%d %H:%M} to {k.valid_until:%Y-%m-%d %H:%M} UTC",
+                    f"{times.local_period(k.car, k.valid_from, k.valid_until)}",
                 )
                 for k in queryset.select_related("car", "holder")
             ),
@@ -136,29 +161,34 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
 class AuditEntryAdmin(ReadOnlyAdmin):
     """Every attempt to use, share or revoke a key, allowed or denied. Read-only for everyone."""
 
-    list_display = ["at", "car", "actor", "action", "allowed", "code", "via", "key"]
+    list_display = ["when", "car", "actor", "action", "allowed", "code", "via", "key"]
     list_filter = ["action", "allowed", "via", "code", ("car", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["actor__email", "car__licence_plate", "detail", "key__public_id"]
     list_select_related = ["car", "actor", "key"]
     date_hierarchy = "at"
-    readonly_fields = ["at", "car", "key", "actor", "action", "allowed", "code", "detail", "via",
+    readonly_fields = ["when", "car", "key", "actor", "action", "allowed", "code", "detail", "via",
                        "command_public_id"]  # fmt: skip
     fields = readonly_fields
+    when = car_time("at", "at")
 
 
 @admin.register(EndLock)
 class EndLockAdmin(ReadOnlyAdmin):
     """Cars that must be locked at the end of a window; pending ones are still being retried."""
 
-    list_display = ["car", "status", "attempts", "alerts_sent", "last_problem", "created_at",
-                    "done_at"]  # fmt: skip
+    list_display = ["car", "status", "attempts", "alerts_sent", "problem", "ended", "done"]
     list_filter = ["status"]
     search_fields = ["car__licence_plate", "car__owner__email"]
     list_select_related = ["car"]
-    readonly_fields = ["key", "car", "status", "command", "attempts", "next_attempt_at",
-                       "alerts_sent", "last_alert_at", "last_problem", "created_at", "done_at"]  # fmt: skip
+    readonly_fields = ["key", "car", "status", "command", "attempts", "next_attempt",
+                       "alerts_sent", "last_alert", "last_problem", "ended", "done"]  # fmt: skip
     fields = readonly_fields
     actions = ["lock_now"]
+    problem = short_text("last_problem", "last problem")
+    ended = car_time("created_at", "window ended")
+    done = car_time("done_at", "done")
+    next_attempt = car_time("next_attempt_at", "next attempt")
+    last_alert = car_time("last_alert_at", "last alert")
 
     def has_lock_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("keys.change_digitalkey")

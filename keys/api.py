@@ -12,7 +12,7 @@ never 403) and turns a KeyRefused into the error envelope, keeping its code:
 - 429 `rate_limited`, with Retry-After in seconds;
 - 403 `not_allowed`: you can see the key, but the action is someone else's (revoking a trip
   key, sharing a co-driver's key);
-- 400 for a rule the input broke: `no_such_user`, `not_eligible`, `invalid_window`; malformed
+- 400 for a rule the input broke: `no_such_user` (service keys), `not_eligible`, `invalid_window`; malformed
   input is the API's usual 400 `invalid` with fields.
 
 Times travel as ISO 8601 with an offset (or Z), as in the bookings API: a naive time is refused
@@ -30,14 +30,22 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from accounts.models import User
 from carshare import times
 from keys import grants, selectors, services, use
-from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from keys.models import (
+    LIVE_STATUSES,
+    AuditAction,
+    AuditEntry,
+    AuditVia,
+    DigitalKey,
+    KeyKind,
+    KeyStatus,
+)
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest
+from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
@@ -149,8 +157,10 @@ class AuditOut(Schema):
         "not_allowed, not_connected, ..."
     )
     detail: str = Field(description="The refusal's message, an override's reason, a recipient.")
-    via: Literal["web", "api", "admin", "system"] = Field(
-        description="Where the attempt came from; system: the trip or key clock."
+    via: str = Field(
+        description="Where the attempt came from: web, api, admin; system: the trip or key "
+        "clock; owner: the owner's own lock or unlock, outside any key.",
+        json_schema_extra={"enum": list(AuditVia.values)},
     )
     actor: PersonOut | None = Field(description="Who tried; null for the system.")
     key_id: UUID | None = Field(description="The key used or acted on, if any.")
@@ -306,7 +316,8 @@ class RevokeIn(BaseModel):
 
 
 class OwnerUnlockIn(BaseModel):
-    override: bool = Field(
+    # A real JSON boolean: "yes" or 1 is refused, not read as a confirmed override.
+    override: StrictBool = Field(
         False, description="Confirm unlocking during someone else's trip or service window."
     )
     reason: str = Field(
@@ -314,7 +325,7 @@ class OwnerUnlockIn(BaseModel):
     )
 
 
-class KeyListQuery(Schema):
+class KeyListQuery(QueryParams):
     state: Literal["active", "upcoming", "past"] | None = Field(
         None, description="Only keys open now, opening later, or over (the latest 50)."
     )
@@ -322,7 +333,7 @@ class KeyListQuery(Schema):
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
 
 
-class PageQuery(Schema):
+class PageQuery(QueryParams):
     limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
 
@@ -393,21 +404,28 @@ def key_lock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Statu
     return _use(request, key_id, CommandAction.LOCK, response)
 
 
+class ShareOut(Schema):
+    email: str = Field(description="The address the key was shared with, as sent.")
+    message: str = Field(description="What to tell the sharer; the same whatever became of it.")
+
+
 @router.post(
     "/keys/{key_id}/share",
-    response={201: KeyOut, 400: ErrorOut, 403: ErrorOut, 409: ErrorOut},
+    response={202: ShareOut, 400: ErrorOut, 403: ErrorOut, 409: ErrorOut},
     summary="Share your trip key with a co-driver",
 )
 def key_share(request: ApiRequest, key_id: UUID, payload: ShareIn) -> Status[dict[str, Any]]:
-    """Give a co-driver (a carshare account with a verified email and a driving licence valid
-    through the trip) a key for all of your trip or part of it; it ends with the trip. Holder
-    of the trip key only (anyone else gets 404). 400 `no_such_user`, `not_eligible` (the
-    co-driver's email or licence, already holding one, at most 5 co-drivers) or
-    `invalid_window` (not inside the trip, or already over); 403 `not_allowed` for a key that
-    is not a trip key; 409 `key_not_active` once the trip is over or its key revoked."""
+    """Offer a co-driver a key for all of your trip or part of it; it ends with the trip.
+    Holder of the trip key only (anyone else gets 404). 202 with the same answer whether or not
+    the address belongs to someone who can receive it (a carshare account with a verified email
+    and a driving licence valid through the trip): they get the key and an email, or an email
+    saying what they need first. The keys actually given are in GET /keys/{id}/shared.
+    400 `not_eligible` (your own email, at most 5 co-drivers) or `invalid_window` (not inside
+    the trip, or already over); 403 `not_allowed` for a key that is not a trip key; 409
+    `key_not_active` once the trip is over or its key revoked."""
     key = selectors.key_for_holder(user=request.auth, public_id=key_id)
     try:
-        shared = grants.key_share(
+        grants.key_share_offer(
             key=key,
             user=request.auth,
             email=payload.email,
@@ -417,8 +435,20 @@ def key_share(request: ApiRequest, key_id: UUID, payload: ShareIn) -> Status[dic
         )
     except services.KeyRefused as refusal:
         return _refused(refusal)
-    shared = selectors.key_for_viewer(user=request.auth, public_id=shared.public_id)
-    return Status(201, _one_key_out(shared, viewer=request.auth))
+    # Nothing about the key itself: see grants.share_answer().
+    email = payload.email.strip()
+    return Status(202, {"email": email, "message": grants.share_answer(email=email)})
+
+
+@router.get(
+    "/keys/{key_id}/shared", response=list[KeyOut], summary="The co-drivers' keys of your trip"
+)
+def key_shared_list(request: ApiRequest, key_id: UUID) -> list[dict[str, Any]]:
+    """Every key cut from your trip key (any status), earliest window first: the answer to
+    POST /keys/{id}/share does not say whether a key was given, this does. At most a handful
+    (5 live at once), so not paged. Holder of the trip key only (anyone else gets 404)."""
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    return _keys_out(list(selectors.shared_keys_of(key=key)), viewer=request.auth)
 
 
 @router.post(

@@ -5,7 +5,9 @@ ends the window. The vehicle worker sends it (retrying rate limits and transient
 Every sweep of the key clock then looks at each pending end lock:
 
 - the car confirmed a lock since the end (ours, or the owner's own) → locked; whoever was alerted
-  hears that it is locked now;
+  hears that it is locked now. Only the car's own status read confirms a lock: a webhook saying
+  "locked" prompts such a read but settles nothing, as its word alone is not enough to stop
+  locking and alerting;
 - the lock is still on its way → wait;
 - it failed (DOOR_OPEN, UNREACHABLE, a spent retry budget, ...), expired, was superseded, or was
   accepted but the car never reported itself locked → send another LOCK every RETRY_EVERY, and

@@ -71,6 +71,17 @@ def _window_within(
     return start, end
 
 
+class RecipientRefused(KeyRefused):
+    """A refusal about the person a key would go to (no account, not verified, no licence, the
+    owner, already holding one), as opposed to the sharer's own input. Pages and the API answer
+    these exactly like a granted key, so that sharing cannot be used to find out who has an
+    account; `remedy` says what the email to that address asks of them ("" for no email)."""
+
+    def __init__(self, code: str, message: str, *, remedy: str) -> None:
+        super().__init__(code, message)
+        self.remedy = remedy
+
+
 def _check_share(
     *,
     key: DigitalKey,
@@ -84,33 +95,44 @@ def _check_share(
     if key.status not in LIVE_STATUSES or key.valid_until <= timezone.now():
         raise KeyRefused("key_not_active", _("This trip is over; its key can't be shared."))
     start, end = _window_within(key, starts_at, ends_at)
-    co_driver = _user_by_email(email)
-    if co_driver is None:
-        raise KeyRefused(
-            "no_such_user",
-            _("Nobody with that email has a carshare account; ask them to sign up first."),
-        )
-    if co_driver.pk == user.pk:
-        raise KeyRefused("not_eligible", _("You already hold this trip's key."))
-    if co_driver.pk == key.car.owner_id:
-        raise KeyRefused("not_eligible", _("The owner doesn't need a key to their own car."))
-    if not _has_verified_email(co_driver):
-        raise KeyRefused("not_eligible", _("Your co-driver must verify their email address first."))
-    last_day = end.astimezone(ZoneInfo(key.car.time_zone)).date()
-    if not co_driver.has_valid_licence(through=last_day):
-        raise KeyRefused(
-            "not_eligible",
-            _(
-                "Your co-driver needs a driving licence on carshare valid through the end of the trip."
-            ),
-        )
     shared = DigitalKey.objects.filter(parent=key, status__in=LIVE_STATUSES)
-    if shared.filter(holder=co_driver).exists():
-        raise KeyRefused("not_eligible", _("This person already has a key for this trip."))
+    # Before looking the person up: a full trip must answer the same whoever the email is.
     if shared.count() >= MAX_SHARED_KEYS_PER_TRIP:
         raise KeyRefused(
             "not_eligible",
             _("A trip can have at most %(n)s co-drivers.") % {"n": MAX_SHARED_KEYS_PER_TRIP},
+        )
+    if email.strip().lower() == user.email.lower():
+        raise KeyRefused("not_eligible", _("You already hold this trip's key."))
+    co_driver = _user_by_email(email)
+    if co_driver is None:
+        raise RecipientRefused(
+            "no_such_user",
+            _("Nobody with that email has a carshare account; ask them to sign up first."),
+            remedy="sign_up",
+        )
+    if co_driver.pk == key.car.owner_id:
+        raise RecipientRefused(
+            "not_eligible", _("The owner doesn't need a key to their own car."), remedy=""
+        )
+    if not _has_verified_email(co_driver):
+        raise RecipientRefused(
+            "not_eligible",
+            _("Your co-driver must verify their email address first."),
+            remedy="verify",
+        )
+    last_day = end.astimezone(ZoneInfo(key.car.time_zone)).date()
+    if not co_driver.has_valid_licence(through=last_day):
+        raise RecipientRefused(
+            "not_eligible",
+            _(
+                "Your co-driver needs a driving licence on carshare valid through the end of the trip."
+            ),
+            remedy="licence",
+        )
+    if shared.filter(holder=co_driver).exists():
+        raise RecipientRefused(
+            "not_eligible", _("This person already has a key for this trip."), remedy=""
         )
     return co_driver, start, end
 
@@ -170,6 +192,43 @@ def _key_share_apply(
         )
     _announce_granted(shared, to=co_driver, actor=user, action=AuditAction.SHARE, via=via)
     return shared
+
+
+def key_share_offer(
+    *,
+    key: DigitalKey,
+    user: User,
+    email: str,
+    starts_at: datetime.datetime | None = None,
+    ends_at: datetime.datetime | None = None,
+    via: str = "web",
+) -> DigitalKey | None:
+    """Share the key as key_share() does, for the pages and the API: the shared key, or None
+    when the person cannot receive it; then the address is emailed what they need (sign up,
+    verify, a licence), so the sharer gets the same answer either way. Refusals about the
+    sharer's own input (the window, a full trip, their own email) are raised as usual."""
+    try:
+        return key_share(
+            key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at, via=via
+        )
+    except RecipientRefused as refusal:  # already audited by key_share()
+        if refusal.remedy:
+            # Queued like the key's own email, so the answer takes as long either way.
+            tasks.send_share_invitation.delay_on_commit(
+                key_id=key.pk, email=email.strip(), remedy=refusal.remedy
+            )
+        return None
+
+
+def share_answer(*, email: str) -> str:
+    """What the sharer is told after key_share_offer(), whatever became of it: the page and the
+    API say the same words for an unknown address, one that cannot receive the key, and a key
+    given (which the sharer then sees in their list)."""
+    return _(
+        "If %(email)s has a carshare account with a verified email and a driving licence valid "
+        "through the trip, they have the key now (it is in your list of co-drivers) and we've "
+        "emailed them. If not, we've emailed them what they need to do first."
+    ) % {"email": email.strip()}
 
 
 def _announce_granted(key: DigitalKey, *, to: User, actor: User, action: str, via: str) -> None:

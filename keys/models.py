@@ -147,6 +147,18 @@ class AuditAction(models.TextChoices):
     ISSUE_SERVICE = "issue_service", _("Issue service key")
 
 
+class AuditVia(models.TextChoices):
+    """Where an audited attempt came from."""
+
+    WEB = "web", _("Website")
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    SYSTEM = "system", _("carshare (trip or key clock)")
+    # The owner's own lock or unlock outside any key ("Lock now" on the car page or through
+    # the API), audited by the command itself, which does not know which door it came in by.
+    OWNER = "owner", _("The owner's own command")
+
+
 class AuditEntry(models.Model):
     """Every attempt to use, share or revoke a key, allowed or denied. Append-only: a database
     trigger (migration 0002) refuses UPDATE and DELETE from anyone, the admin included."""
@@ -164,11 +176,13 @@ class AuditEntry(models.Model):
     code = models.CharField(max_length=32)  # "ok" or why not: key_not_active, rate_limited, ...
     detail = models.CharField(max_length=300, blank=True)
     command_public_id = models.UUIDField(null=True, blank=True)
-    via = models.CharField(max_length=8, default="web")  # web, api, admin, system
+    via = models.CharField(max_length=8, choices=AuditVia, default=AuditVia.WEB)
 
     class Meta:
         ordering = ["-at", "-pk"]
         indexes = [models.Index(fields=["car", "-at"])]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else f"denied ({self.code})"

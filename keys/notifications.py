@@ -1,4 +1,5 @@
-"""Key emails: a key given or taken back, and a car that would not lock at the end of a window.
+"""Key emails: a key given or taken back, an invitation to someone who cannot receive a shared
+key yet, and a car that would not lock at the end of a window.
 
 Sending only; the tasks decide that a message is due and make sure it goes once. Times are in
 the car's time zone, like on the pages.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -40,6 +42,23 @@ def send_key_email(*, key_id: int, kind: str) -> None:
         raise ValueError(f"Unknown key email {kind!r}")
     body = render_to_string(f"emails/keys/key_{kind}.txt", context)
     send_mail(subject, body, None, [key.holder.email])
+
+
+def send_share_invitation(*, key_id: int, email: str, remedy: str) -> None:
+    """To an address a trip key was shared with that cannot receive it yet: what is missing.
+    Says nothing about the trip beyond the car and who asked, as the address may be a typo."""
+    key = DigitalKey.objects.select_related("car", "holder").filter(pk=key_id).first()
+    if key is None:
+        return
+    context = {
+        "car": key.car,
+        "by": key.holder.get_short_name(),
+        "remedy": remedy,
+        "url": _url(reverse("account_signup" if remedy == "sign_up" else "accounts:profile")),
+    }
+    subject = _("%(name)s wants to share a car key with you on carshare") % {"name": context["by"]}
+    body = render_to_string("emails/keys/share_invitation.txt", context)
+    send_mail(subject, body, None, [email])
 
 
 def end_lock_recipients(*, end_lock_id: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -12,7 +13,18 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from keys.models import LIVE_STATUSES, AuditAction, AuditEntry, DigitalKey, KeyKind, KeyStatus
+from keys.models import (
+    LIVE_STATUSES,
+    AuditAction,
+    AuditEntry,
+    DigitalKey,
+    EndLock,
+    EndLockStatus,
+    KeyKind,
+    KeyStatus,
+)
+from vehicles import selectors as car_selectors
+from vehicles.models import CommandStatus
 
 K = KeyStatus
 
@@ -77,6 +89,41 @@ def service_keys_of_car(*, car_id: int) -> QuerySet[DigitalKey]:
 
 def trip_key_for_booking(*, booking_id: int) -> DigitalKey | None:
     return _keys().filter(booking_id=booking_id, kind=KeyKind.TRIP).first()
+
+
+@dataclass(frozen=True)
+class EndLockState:
+    """What the pages say about the lock at the end of a key's window while it is not done."""
+
+    trouble: bool  # the latest lock failed, or the sweep found a problem (else: on its way)
+    code: str  # the car's error code of the latest failed lock ("DOOR_OPEN", ...) or ""
+    problem: str  # what the car (or the vehicle cloud) said, as recorded
+    attempts: int
+
+    @property
+    def door_open(self) -> bool:
+        return self.code == car_selectors.DOOR_OPEN
+
+    @property
+    def seen(self) -> str:
+        """Changes whenever what the pages show of it changes (polling compares it)."""
+        return f"{int(self.trouble)}{self.code}{self.attempts}"
+
+
+def end_lock_state(*, key_id: int) -> EndLockState | None:
+    """The pending end lock of this key, or None when there is none or it is done (locked, or
+    handed over to the next window)."""
+    end_lock = EndLock.objects.filter(key_id=key_id, status=EndLockStatus.PENDING).first()
+    if end_lock is None:
+        return None
+    latest = car_selectors.latest_lock_answer(car_id=end_lock.car_id, since=end_lock.created_at)
+    failed = latest is not None and latest.status == CommandStatus.FAILED
+    return EndLockState(
+        trouble=failed or bool(end_lock.last_problem),
+        code=latest.error_code if failed and latest else "",
+        problem=(latest.error_message if failed and latest else "") or end_lock.last_problem,
+        attempts=end_lock.attempts,
+    )
 
 
 def shared_keys_of(*, key: DigitalKey) -> QuerySet[DigitalKey]:

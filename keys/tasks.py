@@ -71,6 +71,23 @@ def send_key_email(key_id: int, kind: str) -> None:
     max_retries=6,
     acks_late=True,
 )
+def send_share_invitation(key_id: int, email: str, remedy: str) -> None:
+    """Tell someone a renter tried to share a trip key with them and what they need first
+    (an account, a verified email, a licence). At most once per trip key and address, so
+    pressing Share again does not flood a stranger's inbox."""
+    once.send_once(
+        f"keys:share-invite:{key_id}:{email.lower()}",
+        lambda: notifications.send_share_invitation(key_id=key_id, email=email, remedy=remedy),
+    )
+
+
+@shared_task(
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
 def send_end_lock_alert(end_lock_id: int, number: int) -> None:
     """Alert `number` (1, 2, ...) that a car would not lock at the end of its window, to the
     owner, the key holder and the admins; number 0 says it is locked now. Once each."""

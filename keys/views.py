@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts.models import User
-from carshare.http import AuthedHtmxRequest, render_page_or_partial
+from carshare.http import AuthedHtmxRequest, ask_to_confirm, is_confirmed, render_page_or_partial
 from keys import grants, selectors, use
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
 from keys.models import DigitalKey, KeyKind, KeyStatus
@@ -119,7 +119,11 @@ def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
         return {"live": False}
     # Someone is looking: have the worker read the car (at most once per interval).
     vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
-    return {"live": True, "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk)}
+    return {
+        "live": True,
+        "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk),
+        "doors_open_reported": car_selectors.lock_refused_door_open(car_id=car.pk),
+    }
 
 
 @login_required
@@ -260,20 +264,19 @@ def key_share(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            shared = grants.key_share(
+            grants.key_share_offer(
                 key=key,
                 user=request.user,
                 email=data["email"],
                 starts_at=data["starts_at"],
                 ends_at=data["ends_at"],
             )
-        except KeyRefused as refusal:
-            field = "email" if refusal.code in ("no_such_user", "not_eligible") else None
+        except KeyRefused as refusal:  # the window, a full trip, their own email
+            field = "email" if refusal.code == "not_eligible" else None
             form.add_error(field, str(refusal))
         else:
-            share_message = _("Shared with %(name)s: they have been emailed their key.") % {
-                "name": shared.holder.get_full_name() or shared.holder.email
-            }
+            # The same words whether a key was given or not: see grants.share_answer().
+            share_message = grants.share_answer(email=data["email"])
             if not request.htmx:
                 messages.success(request, share_message)
                 return redirect(key)
@@ -306,6 +309,10 @@ def key_revoke(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """Take a key back: the renter a co-driver's, the co-driver their own, the owner a
     technician's. Answers with the list it was pressed in."""
     key = selectors.key_for_viewer(user=request.user, public_id=public_id)  # or 404
+    sharer = key.kind == KeyKind.SHARED and key.parent and key.parent.holder_id == request.user.pk
+    service_owner = key.kind == KeyKind.SERVICE and key.car.owner_id == request.user.pk
+    if not is_confirmed(request):  # one tap must not take a key away: ask first
+        return _confirm_revoke(request, key, sharer=bool(sharer), service_owner=service_owner)
     error, done = "", ""
     try:
         grants.key_revoke(key=key, user=request.user)
@@ -313,8 +320,6 @@ def key_revoke(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
         error = str(refusal)
     else:
         done = _("Key revoked: it no longer opens the car.")
-    sharer = key.kind == KeyKind.SHARED and key.parent and key.parent.holder_id == request.user.pk
-    service_owner = key.kind == KeyKind.SERVICE and key.car.owner_id == request.user.pk
     if not request.htmx:
         if error:
             messages.error(request, error)
@@ -330,6 +335,30 @@ def key_revoke(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     if service_owner:
         return _car_keys_response(request, key.car, {"keys_message": done, "keys_error": error})
     return HttpResponseClientRedirect(key.get_absolute_url())
+
+
+def _confirm_revoke(
+    request: AuthedHtmxRequest, key: DigitalKey, *, sharer: bool, service_owner: bool
+) -> HttpResponse:
+    """The question before Revoke (or Give the key back), answered where it was pressed."""
+    name = key.holder.get_full_name() or key.holder.email
+    if key.holder_id == request.user.pk:
+        question, yes = _("Give the key back?"), _("Yes, give it back")
+        detail = _("It stops opening the car at once. Only the renter can share it with you again.")
+    else:
+        question, yes = _("Revoke %(name)s's key?") % {"name": name}, _("Yes, revoke it")
+        detail = _(
+            "It stops opening the car at once; they are told by email. This can't be undone."
+        )
+    if sharer and key.parent:
+        back, target = key.parent.get_absolute_url(), "#key-sharing"
+    elif service_owner:
+        back, target = key.car.get_absolute_url(), "#car-keys"
+    else:
+        back, target = key.get_absolute_url(), ""
+    return ask_to_confirm(
+        request, question=question, detail=detail, yes=yes, back_url=back, target=target
+    )
 
 
 # --- The owner's "Keys and access" panel of a car -----------------------------------------------

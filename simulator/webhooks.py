@@ -92,6 +92,8 @@ def _deliveries(sim: Sim) -> Deliveries:
 
 async def verify(sim: Sim, webhook: dict[str, Any], amt: str) -> bool:
     """Send the VERIFY challenge; the callback must answer {"challenge": HMAC(amt, challenge)}."""
+    # A plain token, as Smartcar sends: receivers rightly answer nothing else, since the answer
+    # is the HMAC that signs events and must never be one of an event body.
     challenge = secrets.token_hex(16)
     payload = {
         "eventId": str(uuid.uuid4()),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import io
+import struct
+import zlib
 from decimal import Decimal
 
 import factory
@@ -20,6 +22,38 @@ def make_image_upload(
 ) -> SimpleUploadedFile:
     buffer = io.BytesIO()
     Image.new("RGB", size, (40, 110, 180)).save(buffer, "JPEG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/jpeg")
+
+
+def make_png_bomb(
+    width: int = 13000, height: int = 13000, name: str = "car.png"
+) -> SimpleUploadedFile:
+    """A valid 1-bit black PNG of `width` x `height`: some kilobytes of file, but decoding it
+    would take Pillow a byte a pixel (and RGB three more). Written chunk by chunk, so making
+    it never holds the image either."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte "none", then the row's bits
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
+    return SimpleUploadedFile(name, png, content_type="image/png")
+
+
+def make_image_upload_as(
+    image_format: str, name: str = "car.jpg", size: tuple[int, int] = (64, 48)
+) -> SimpleUploadedFile:
+    """An image of `image_format` (GIF, BMP, PNG, WEBP, ...) under any name, sent as a JPEG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 110, 180)).save(buffer, image_format)
     return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/jpeg")
 
 

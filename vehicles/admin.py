@@ -9,8 +9,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline
+from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, car_time, short_id, short_text
 from vehicles import commands
 from vehicles.models import (
     Car,
@@ -38,7 +39,12 @@ def _force_lock(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[C
     if queued:
         modeladmin.message_user(
             request,
-            f"Lock queued for {queued} car(s); follow it under Vehicle commands.",
+            ngettext(
+                "Lock queued for %d car; follow it under Vehicle commands.",
+                "Lock queued for %d cars; follow them under Vehicle commands.",
+                queued,
+            )
+            % queued,
             messages.SUCCESS,
         )
 
@@ -59,10 +65,10 @@ class CarAdmin(admin.ModelAdmin):
         "year",
         "city",
         "owner",
-        "hourly_price",
-        "daily_price",
-        "instant_book",
-        "is_listed",
+        "per_hour",
+        "per_day",
+        "instant",
+        "listed",
     ]
     list_filter = ["is_listed", "instant_book", "make", "fuel_type", "transmission", "city"]
     search_fields = ["licence_plate", "vin", "model", "city", "address", "owner__email"]
@@ -71,6 +77,22 @@ class CarAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "created_at", "updated_at"]
     inlines = [CarPhotoInline]
     actions = ["force_lock"]
+
+    @admin.display(description="€/hour", ordering="hourly_price")
+    def per_hour(self, car: Car) -> str:
+        return f"{car.hourly_price}"
+
+    @admin.display(description="€/day", ordering="daily_price")
+    def per_day(self, car: Car) -> str:
+        return f"{car.daily_price}"
+
+    @admin.display(description="instant", boolean=True, ordering="instant_book")
+    def instant(self, car: Car) -> bool:
+        return car.instant_book
+
+    @admin.display(description="listed", boolean=True, ordering="is_listed")
+    def listed(self, car: Car) -> bool:
+        return car.is_listed
 
     @admin.action(description="Force lock the selected cars")
     def force_lock(self, request: HttpRequest, queryset: QuerySet[Car]) -> None:
@@ -88,10 +110,10 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
         "mode",
         "vehicle_id",
         "status",
-        "status_reason",
-        "connected_at",
-        "refreshed_at",
-        "refresh_expires_at",
+        "reason",
+        "connected",
+        "refreshed",
+        "renew_by",
     ]
     list_filter = ["status", "provider", "mode"]
     search_fields = ["vehicle_id", "reported_vin", "car__licence_plate", "car__owner__email"]
@@ -116,6 +138,10 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
         "disconnected_at",
     ]
     actions = ["force_lock"]
+    reason = short_text("status_reason", "reason", length=40)
+    connected = car_time("connected_at", "connected")
+    refreshed = car_time("refreshed_at", "refreshed")
+    renew_by = car_time("refresh_expires_at", "renew by")
 
     @admin.action(description="Force lock the cars of the selected connections")
     def force_lock(self, request: HttpRequest, queryset: QuerySet[VehicleConnection]) -> None:
@@ -126,24 +152,25 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
 
 class VehicleCommandEventInline(ReadOnlyInline):
     model = VehicleCommandEvent
-    fields = ["at", "old_status", "new_status", "note"]
+    fields = ["when", "old_status", "new_status", "note"]
     readonly_fields = fields
+    when = car_time("at", "at", car="command__car")
 
 
 @admin.register(VehicleCommand)
 class VehicleCommandAdmin(ReadOnlyAdmin):
     list_display = [
-        "public_id",
+        "short_id",
         "car",
         "action",
         "reason",
         "status",
         "attempts",
-        "error_code",
-        "requested_at",
-        "sent_at",
-        "answered_at",
-        "confirmed_at",
+        "error",
+        "requested",
+        "sent",
+        "answered",
+        "confirmed",
     ]
     list_filter = [
         "status",
@@ -176,11 +203,17 @@ class VehicleCommandAdmin(ReadOnlyAdmin):
     ]
     fields = readonly_fields
     inlines = [VehicleCommandEventInline]
+    short_id = short_id
+    error = short_text("error_code", "error", length=24)
+    requested = car_time("requested_at", "requested")
+    sent = car_time("sent_at", "sent")
+    answered = car_time("answered_at", "answered")
+    confirmed = car_time("confirmed_at", "confirmed")
 
 
 @admin.register(VehicleStatus)
 class VehicleStatusAdmin(ReadOnlyAdmin):
-    list_display = ["car", "is_locked", "doors_open", "odometer_km", "data_age", "fetched_at"]
+    list_display = ["car", "is_locked", "doors_open", "odometer_km", "data_from", "read"]
     list_select_related = ["car"]
     readonly_fields = [
         "car",
@@ -198,3 +231,5 @@ class VehicleStatusAdmin(ReadOnlyAdmin):
         "last_error",
     ]
     fields = readonly_fields
+    data_from = car_time("data_age", "data from")
+    read = car_time("fetched_at", "read at")

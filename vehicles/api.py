@@ -14,18 +14,33 @@ from typing import Any, Literal
 from uuid import UUID
 
 from allauth.headless.contrib.ninja.security import x_session_token_auth
+from django import forms as django_forms
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
+from django.core.validators import (
+    DecimalValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
+from django.db import models
 from django.forms import BaseForm
 from django.http import HttpRequest
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import AuthenticationError
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool, ValidationInfo, model_validator
 
 from accounts.models import User
 from vehicles import forms, selectors, services
 from vehicles.makes import SUPPORTED_MAKES
-from vehicles.models import DEFAULT_TIME_ZONE, Car, CarPhoto, FuelType, Transmission
+from vehicles.models import (
+    DEFAULT_TIME_ZONE,
+    MIN_YEAR,
+    Car,
+    CarPhoto,
+    FuelType,
+    Transmission,
+)
 
 router = Router(tags=["cars"])
 
@@ -71,7 +86,9 @@ class ConnectionOut(Out):
 
 class CarOut(Out):
     id: UUID = Field(description="The car's public id, as used in every URL.")
-    make: str = Field(description="Make code, one of the supported makes.")
+    make: str = Field(
+        description="Make code, one of the supported makes.", json_schema_extra={"enum": MAKES}
+    )
     make_name: str = Field(description="The make as people write it.")
     model: str
     year: int
@@ -198,31 +215,93 @@ def _connection_out(car: Car) -> dict[str, str] | None:
 # --- Input ----------------------------------------------------------------------------------
 
 
-class CarSearchQuery(Schema):
-    """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
-    page URL works against the API as it is: an empty or missing value means "any"."""
+class QueryParams(Schema):
+    """Base of every operation's query parameters: one the operation does not take is refused
+    (400 `invalid`, naming it) rather than ignored, so a misspelt filter (price_min for
+    min_price) never answers with an unfiltered list that looks like an answer."""
 
-    city: str = ""
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown(cls, data: Any, info: ValidationInfo) -> Any:
+        request = (info.context or {}).get("request")  # ninja validates with the request
+        if isinstance(request, HttpRequest):
+            known = {field.alias or name for name, field in cls.model_fields.items()}
+            unknown = sorted(set(request.GET) - known)
+            if unknown:
+                # Django's ValidationError passes through pydantic untouched, to the API's
+                # handler, which names each parameter in the envelope's fields.
+                raise ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return data
+
+
+_EMPTY = {"type": "string", "enum": [""]}  # "not given", as the browse page sends it
+
+
+def _search_field(name: str, description: str) -> Any:
+    """A CarSearchForm parameter, read as a string for the form to parse (empty: any), stated
+    in the document with the form's own bounds, so the two cannot drift apart."""
+    field = forms.CarSearchForm.base_fields[name]
+    stated: dict[str, Any]
+    if isinstance(field, django_forms.DateTimeField):
+        stated = {"type": "string", "format": "date-time"}
+    elif isinstance(field, django_forms.DecimalField | django_forms.IntegerField):
+        is_int = isinstance(field, django_forms.IntegerField)
+        stated = {"type": "integer" if is_int else "number"}
+        largest = getattr(field, "max_digits", None)
+        places = getattr(field, "decimal_places", None)
+        if field.min_value is not None:
+            stated["minimum"] = int(field.min_value) if is_int else float(field.min_value)
+        if field.max_value is not None:
+            stated["maximum"] = int(field.max_value) if is_int else float(field.max_value)
+        elif largest is not None and places is not None:
+            stated["maximum"] = float(10 ** (largest - places) - Decimal(10) ** -places)
+    elif isinstance(field, django_forms.CharField) and field.max_length is not None:
+        return Field("", description=description, max_length=field.max_length)
+    else:
+        raise TypeError(f"State how {name} is read.")
+
+    def state(schema: dict[str, Any]) -> None:
+        schema.pop("type", None)
+        schema["anyOf"] = [stated, _EMPTY]
+
+    return Field("", description=description, json_schema_extra=state)
+
+
+# The checkbox's "on" (what the browse page sends), true / 1 for "instant-book cars only";
+# false / 0 or empty for "any". Anything else is refused, not read as a yes.
+QueryBool = Literal["", "true", "false", "on", "1", "0"]
+
+
+class CarSearchQuery(QueryParams):
+    """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
+    page URL's filters work against the API as they are: an empty or missing value means
+    "any". (The page's own `page` is refused: the API pages with limit and offset.)"""
+
+    city: str = _search_field("city", "Cars in this city (as the listing names it).")
     make: str = Field("", json_schema_extra={"enum": ["", *MAKES]})
-    lat: str = Field("", description="Latitude of the search centre, -90 to 90.")
-    lng: str = Field("", description="Longitude of the search centre, -180 to 180.")
-    radius_km: str = Field("", description="0.1 to 1000; needs lat and lng.")
-    min_price: str = Field("", description="Lowest price per hour (EUR).")
-    max_price: str = Field("", description="Highest price per hour (EUR).")
-    seats: str = Field("", description="At least this many seats, 1 to 9.")
+    lat: str = _search_field("lat", "Latitude of the search centre; needs lng.")
+    lng: str = _search_field("lng", "Longitude of the search centre; needs lat.")
+    radius_km: str = _search_field("radius_km", "Only cars this close to lat/lng.")
+    min_price: str = _search_field("min_price", "Lowest price per hour (EUR), 2 decimals.")
+    max_price: str = _search_field(
+        "max_price", "Highest price per hour (EUR), 2 decimals; not below min_price."
+    )
+    seats: str = _search_field("seats", "At least this many seats.")
     fuel_type: str = Field("", json_schema_extra={"enum": ["", *FuelType.values]})
     transmission: str = Field("", json_schema_extra={"enum": ["", *Transmission.values]})
-    instant_book: str = Field("", description="true: instant-book cars only.")
-    available_from: str = Field(
-        "",
-        description="Only cars free from this moment until available_to (both or neither): "
+    instant_book: QueryBool = Field(
+        "", description="true (or on, 1): instant-book cars only; false (0) or empty: any."
+    )
+    available_from: str = _search_field(
+        "available_from",
+        "Only cars free from this moment until available_to (both or neither): "
         "ISO 8601 with a UTC offset, e.g. 2026-12-01T10:00:00+01:00; without an offset it is "
         "read as Europe/Amsterdam time, as on the browse page.",
     )
-    available_to: str = Field(
-        "",
-        description="End of the free period (exclusive), after available_from and at most "
-        "92 days later; same format.",
+    available_to: str = _search_field(
+        "available_to",
+        f"End of the free period (exclusive), after available_from and at most "
+        f"{forms.MAX_SEARCH_DAYS} days later; same format.",
     )
     sort: str = Field(
         "",
@@ -233,64 +312,150 @@ class CarSearchQuery(Schema):
     offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Cars to skip.")
 
 
+def _car_rules(name: str) -> Any:
+    """What Car's field `name` allows, for the document, read off the same validators the
+    listing form runs (and the database's bounds), so the two cannot drift apart. Only
+    stated, not enforced here: CarForm checks, with the messages the listing page shows."""
+    field = Car._meta.get_field(name)
+    numbers: dict[str, Any] = {}
+    texts: dict[str, Any] = {}
+    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
+    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+    for validator in field.validators:
+        if isinstance(validator, DecimalValidator) and validator.max_digits is not None:
+            places = validator.decimal_places or 0
+            highs.append(10 ** (validator.max_digits - places) - Decimal(10) ** -places)
+        elif isinstance(validator, RegexValidator):
+            pattern = validator.regex.pattern
+            texts["pattern"] = f"^$|{pattern}" if field.blank else pattern
+    as_number = int if isinstance(field, models.IntegerField) else float
+    if lows:
+        numbers["minimum"] = as_number(max(lows))
+    if highs:
+        numbers["maximum"] = as_number(min(highs))
+    if isinstance(field, models.CharField | models.TextField):
+        if field.max_length is not None:
+            texts["maxLength"] = field.max_length
+        if not field.blank:
+            texts["minLength"] = 1
+        if field.choices:
+            texts["enum"] = [value for value, _label in field.flatchoices]
+    if name == "time_zone":  # a free CharField in the model; the form offers tzdata's zones
+        texts["enum"] = forms.TIME_ZONES
+
+    def state(schema: dict[str, Any]) -> None:
+        branches = schema.get("anyOf", [schema])
+        stated = []
+        for branch in branches:
+            kind = branch.get("type")
+            if kind in ("number", "integer"):
+                branch.update(numbers)
+            elif kind == "string" and numbers:
+                continue  # a decimal may also come as a string; the document offers numbers
+            elif kind == "string":
+                branch.update(texts)
+            stated.append(branch)
+        if "anyOf" in schema:
+            del schema["anyOf"]
+            if len(stated) == 1:
+                schema.update(stated[0])
+            else:
+                schema["anyOf"] = stated
+
+    return state
+
+
 class CarIn(Schema):
     """A car listing as JSON. Fields not named here (id, is_listed, photos, ...) are ignored;
-    CarForm applies the rules, as on the listing page."""
+    CarForm applies the rules, as on the listing page. Besides each field's own bounds:
+    daily_price is not below hourly_price, max_duration_days (in days) is no shorter than
+    min_duration_hours, and a licence plate no other listed car has."""
 
-    make: str = Field(json_schema_extra={"enum": MAKES})
-    model: str
-    year: int = Field(description="Model year, 2015 or newer.")
-    licence_plate: str
-    vin: str = Field("", description="Optional: 17 characters, no I, O or Q.")
-    seats: int = Field(description="1 to 9.")
-    fuel_type: str = Field(json_schema_extra={"enum": list(FuelType.values)})
-    transmission: str = Field(json_schema_extra={"enum": list(Transmission.values)})
-    description: str = ""
-    rules: str = ""
-    address: str = Field(description="Pickup address.")
-    city: str
-    latitude: Decimal = Field(description="At most 6 decimals.")
-    longitude: Decimal = Field(description="At most 6 decimals.")
-    time_zone: str = Field(DEFAULT_TIME_ZONE, description="IANA time zone.")
-    hourly_price: Decimal = Field(description="EUR, at most 2 decimals, above 0.")
-    daily_price: Decimal = Field(description="EUR, at most 2 decimals, not below hourly_price.")
-    min_notice_hours: int = Field(1, description="0 to 720.")
-    min_duration_hours: int = Field(1, description="At least 1.")
-    max_duration_days: int = Field(14, description="At least 1, and no shorter than the minimum.")
-    instant_book: bool = False
-    unlock_at_start: bool = Field(True, description="Unlock the car when a trip starts.")
+    make: str = Field(json_schema_extra=_car_rules("make"))
+    model: str = Field(json_schema_extra=_car_rules("model"))
+    year: int = Field(
+        description=f"Model year, {MIN_YEAR} or newer.", json_schema_extra=_car_rules("year")
+    )
+    licence_plate: str = Field(
+        description="As on the car: 2 to 12 letters and digits once spaces and dashes are "
+        "dropped; no other listed car may have it.",
+        json_schema_extra=_car_rules("licence_plate"),
+    )
+    vin: str = Field(
+        "",
+        description="Optional: 17 characters, no I, O or Q.",
+        json_schema_extra=_car_rules("vin"),
+    )
+    seats: int = Field(json_schema_extra=_car_rules("seats"))
+    fuel_type: str = Field(json_schema_extra=_car_rules("fuel_type"))
+    transmission: str = Field(json_schema_extra=_car_rules("transmission"))
+    description: str = Field("", json_schema_extra=_car_rules("description"))
+    rules: str = Field("", json_schema_extra=_car_rules("rules"))
+    address: str = Field(description="Pickup address.", json_schema_extra=_car_rules("address"))
+    city: str = Field(json_schema_extra=_car_rules("city"))
+    latitude: Decimal = Field(
+        description="At most 6 decimals.", json_schema_extra=_car_rules("latitude")
+    )
+    longitude: Decimal = Field(
+        description="At most 6 decimals.", json_schema_extra=_car_rules("longitude")
+    )
+    time_zone: str = Field(
+        DEFAULT_TIME_ZONE, description="IANA time zone.", json_schema_extra=_car_rules("time_zone")
+    )
+    hourly_price: Decimal = Field(
+        description="EUR, at most 2 decimals, above 0.",
+        json_schema_extra=_car_rules("hourly_price"),
+    )
+    daily_price: Decimal = Field(
+        description="EUR, at most 2 decimals, not below hourly_price.",
+        json_schema_extra=_car_rules("daily_price"),
+    )
+    min_notice_hours: int = Field(1, json_schema_extra=_car_rules("min_notice_hours"))
+    min_duration_hours: int = Field(1, json_schema_extra=_car_rules("min_duration_hours"))
+    max_duration_days: int = Field(
+        14,
+        description="No shorter than min_duration_hours.",
+        json_schema_extra=_car_rules("max_duration_days"),
+    )
+    instant_book: StrictBool = False
+    unlock_at_start: StrictBool = Field(True, description="Unlock the car when a trip starts.")
     early_access_minutes: int = Field(
-        0, description="0 to 120: the renter's key works this long before the start."
+        0,
+        description="The renter's key works this long before the start.",
+        json_schema_extra=_car_rules("early_access_minutes"),
     )
 
 
 class CarPatch(Schema):
-    """Any of CarIn's fields; those left out keep their values. null clears an optional text
-    field (vin, description, rules) and is refused for a required one."""
+    """Any of CarIn's fields, with its rules; those left out keep their values, and every rule
+    (the ones between fields too) applies to the result. null clears an optional text field
+    (vin, description, rules) and is refused for a required one."""
 
-    make: str | None = Field(None, json_schema_extra={"enum": MAKES})
-    model: str | None = None
-    year: int | None = None
-    licence_plate: str | None = None
-    vin: str | None = None
-    seats: int | None = None
-    fuel_type: str | None = Field(None, json_schema_extra={"enum": list(FuelType.values)})
-    transmission: str | None = Field(None, json_schema_extra={"enum": list(Transmission.values)})
-    description: str | None = None
-    rules: str | None = None
-    address: str | None = None
-    city: str | None = None
-    latitude: Decimal | None = None
-    longitude: Decimal | None = None
-    time_zone: str | None = None
-    hourly_price: Decimal | None = None
-    daily_price: Decimal | None = None
-    min_notice_hours: int | None = None
-    min_duration_hours: int | None = None
-    max_duration_days: int | None = None
-    instant_book: bool | None = None
-    unlock_at_start: bool | None = None
-    early_access_minutes: int | None = None
+    make: str | None = Field(None, json_schema_extra=_car_rules("make"))
+    model: str | None = Field(None, json_schema_extra=_car_rules("model"))
+    year: int | None = Field(None, json_schema_extra=_car_rules("year"))
+    licence_plate: str | None = Field(None, json_schema_extra=_car_rules("licence_plate"))
+    vin: str | None = Field(None, json_schema_extra=_car_rules("vin"))
+    seats: int | None = Field(None, json_schema_extra=_car_rules("seats"))
+    fuel_type: str | None = Field(None, json_schema_extra=_car_rules("fuel_type"))
+    transmission: str | None = Field(None, json_schema_extra=_car_rules("transmission"))
+    description: str | None = Field(None, json_schema_extra=_car_rules("description"))
+    rules: str | None = Field(None, json_schema_extra=_car_rules("rules"))
+    address: str | None = Field(None, json_schema_extra=_car_rules("address"))
+    city: str | None = Field(None, json_schema_extra=_car_rules("city"))
+    latitude: Decimal | None = Field(None, json_schema_extra=_car_rules("latitude"))
+    longitude: Decimal | None = Field(None, json_schema_extra=_car_rules("longitude"))
+    time_zone: str | None = Field(None, json_schema_extra=_car_rules("time_zone"))
+    hourly_price: Decimal | None = Field(None, json_schema_extra=_car_rules("hourly_price"))
+    daily_price: Decimal | None = Field(None, json_schema_extra=_car_rules("daily_price"))
+    min_notice_hours: int | None = Field(None, json_schema_extra=_car_rules("min_notice_hours"))
+    min_duration_hours: int | None = Field(None, json_schema_extra=_car_rules("min_duration_hours"))
+    max_duration_days: int | None = Field(None, json_schema_extra=_car_rules("max_duration_days"))
+    instant_book: StrictBool | None = None
+    unlock_at_start: StrictBool | None = None
+    early_access_minutes: int | None = Field(
+        None, json_schema_extra=_car_rules("early_access_minutes")
+    )
 
 
 def optional_viewer(request: HttpRequest) -> User | AnonymousUser:
@@ -391,10 +556,11 @@ def car_photos_add(
     request: ApiRequest, car_id: UUID, photos: File[list[UploadedFile]]
 ) -> Status[dict[str, Any]]:
     """Add photos (multipart/form-data, one or more `photos` parts): JPEG, PNG or WebP, up to
-    8 MB each, at most 10 per car."""
+    8 MB and 40 megapixels each, 50 MB per request (413 `too_large` above), at most 10 per car
+    (the defaults; a deployment may change them)."""
     car = selectors.car_for_owner(user=request.auth, public_id=car_id)
-    # The whole CarForm on the stored values, so its photo rules (images only, 8 MB each,
-    # 10 per car) apply as on the edit page.
+    # The whole CarForm on the stored values, so its photo rules (JPEG, PNG or WebP within the
+    # pixel budget, 8 MB each, the cap per car) apply as on the edit page.
     form = forms.CarForm(instance=car, data=_current_values(car), files=request.FILES)
     if not form.is_valid():
         raise _invalid(form)

@@ -511,6 +511,26 @@ def command_record_confirmation(*, command_id: int, lock_status: provider.LockSt
     return bool(confirmed)
 
 
+def commands_awaiting_confirmation(*, car_id: int) -> list[int]:
+    """The car's succeeded commands no status read has confirmed yet, oldest first."""
+    return list(
+        VehicleCommand.objects.filter(car_id=car_id, status=C.SUCCEEDED, confirmed_at__isnull=True)
+        .order_by("requested_at", "pk")
+        .values_list("pk", flat=True)[:20]
+    )
+
+
+def vehicle_commands_request_confirmation(*, car_id: int, is_locked: bool) -> None:
+    """A webhook reports the car locked or unlocked: if a succeeded command asked for that,
+    have the car's own status read confirm it, on commit. A webhook never confirms by itself,
+    so a claim the car does not back up cannot stop an end lock's escalation."""
+    wanted = CommandAction.LOCK if is_locked else CommandAction.UNLOCK
+    if VehicleCommand.objects.filter(
+        car_id=car_id, status=C.SUCCEEDED, action=wanted, confirmed_at__isnull=True
+    ).exists():
+        tasks.confirm_vehicle_commands.delay_on_commit(car_id=car_id)
+
+
 # --- The sweep's work -----------------------------------------------------------------------
 
 

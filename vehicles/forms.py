@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.renderers import DjangoTemplates
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -17,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from vehicles.makes import SUPPORTED_MAKES
 from vehicles.models import Car, FuelType, Transmission, normalise_plate
+from vehicles.photos import PhotoRefused, photo_check
 
-MAX_PHOTOS = 10
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 # Dates on the browse page are entered without a zone: they mean Amsterdam time, where the
@@ -31,30 +33,35 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
-class MultipleImageField(forms.ImageField):
-    """Several images in one input (Django's documented pattern for multiple uploads)."""
+class MultiplePhotoField(forms.ImageField):
+    """Several photos in one input (Django's documented pattern for multiple uploads), each a
+    JPEG, PNG or WebP within the pixel budget, judged from its header before Pillow opens it
+    any further (vehicles/photos.py)."""
 
     widget = MultipleFileInput
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
-        single = super().clean
         items = [item for item in (data if isinstance(data, list | tuple) else [data]) if item]
         # The widget hands over an empty list when nothing was chosen, which ImageField's own
         # required check never sees: check it here.
         if self.required and not items:
             raise ValidationError(self.error_messages["required"], code="required")
-        return [single(item, initial) for item in items]
+        return [self._clean_one(item, initial) for item in items]
+
+    def _clean_one(self, item: Any, initial: Any) -> Any:
+        if hasattr(item, "seek"):  # an upload; anything else is refused by ImageField below
+            try:
+                photo_check(item)
+            except PhotoRefused as refusal:
+                raise ValidationError(str(refusal), code="invalid_image") from refusal
+        return super().clean(item, initial)
 
 
 class CarForm(forms.ModelForm):
     time_zone = forms.ChoiceField(
         choices=[(tz, tz) for tz in TIME_ZONES], initial="Europe/Amsterdam"
     )
-    photos = MultipleImageField(
-        label=_("Photos"),
-        required=False,
-        help_text=_("JPEG, PNG or WebP, up to 8 MB each, at most 10."),
-    )
+    photos = MultiplePhotoField(label=_("Photos"), required=False)
 
     class Meta:
         model = Car
@@ -75,6 +82,14 @@ class CarForm(forms.ModelForm):
         # Left empty on the page (or out of an API call) means the default: no early access.
         self.fields["early_access_minutes"].required = False
         self.require_photos = require_photos
+        self.fields["photos"].help_text = _(
+            "JPEG, PNG or WebP, up to 8 MB and %(mp)s megapixels each, %(total)s together; "
+            "at most %(n)s per car."
+        ) % {
+            "mp": round(settings.CARSHARE_PHOTO_MAX_PIXELS / 1_000_000),
+            "total": filesizeformat(settings.CARSHARE_MAX_REQUEST_BYTES),
+            "n": settings.CARSHARE_MAX_PHOTOS_PER_CAR,
+        }
         if require_photos:
             self.fields["photos"].required = True
             self.fields["photos"].error_messages["required"] = _("Add at least one photo.")
@@ -104,8 +119,10 @@ class CarForm(forms.ModelForm):
     def clean_photos(self) -> list[Any]:
         photos = self.cleaned_data.get("photos") or []
         existing = self.instance.photos.count() if self.instance.pk else 0
-        if existing + len(photos) > MAX_PHOTOS:
-            raise ValidationError(_("A car can have at most %(n)s photos.") % {"n": MAX_PHOTOS})
+        # Told here, next to the field; car_photos_add counts again under the car's lock.
+        cap = settings.CARSHARE_MAX_PHOTOS_PER_CAR
+        if existing + len(photos) > cap:
+            raise ValidationError(_("A car can have at most %(n)s photos.") % {"n": cap})
         for photo in photos:
             if photo.size > MAX_PHOTO_BYTES:
                 raise ValidationError(_("Each photo must be 8 MB or smaller."))

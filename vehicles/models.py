@@ -422,6 +422,10 @@ class VehicleStatus(models.Model):
     refresh_requested_at = models.DateTimeField(null=True)
     last_error = models.CharField(max_length=255, blank=True)
 
+    class Meta:
+        verbose_name = _("vehicle status")
+        verbose_name_plural = _("vehicle statuses")
+
     def __str__(self) -> str:
         return f"Status of {self.car_id}"
 

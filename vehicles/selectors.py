@@ -4,7 +4,7 @@ car's connection to the vehicle cloud and its last known status."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,16 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from vehicles.makes import can_lock_remotely
-from vehicles.models import Car, ConnectionStatus, VehicleConnection, VehicleStatus
+from vehicles.models import (
+    COMMAND_PENDING,
+    Car,
+    CommandAction,
+    CommandStatus,
+    ConnectionStatus,
+    VehicleCommand,
+    VehicleConnection,
+    VehicleStatus,
+)
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -295,3 +304,40 @@ def car_live_connection(car: Car) -> VehicleConnection | None:
 def vehicle_status_for_car(*, car_id: int) -> VehicleStatus | None:
     """What the car last told us, or None before the first read."""
     return VehicleStatus.objects.filter(car_id=car_id).first()
+
+
+# The car's answer to a LOCK when a door, the boot or the bonnet is open (Smartcar's code).
+DOOR_OPEN = "DOOR_OPEN"
+
+
+def latest_lock_answer(
+    *, car_id: int, since: datetime.datetime | None = None
+) -> VehicleCommand | None:
+    """The newest LOCK of the car that is over (done, failed, expired or replaced; one still on
+    its way is skipped), whoever sent it: what the car last said about being locked."""
+    locks = VehicleCommand.objects.filter(car_id=car_id, action=CommandAction.LOCK).exclude(
+        status__in=COMMAND_PENDING
+    )
+    if since is not None:
+        locks = locks.filter(requested_at__gte=since)
+    return locks.order_by("-requested_at", "-pk").first()
+
+
+def lock_refused_door_open(
+    *, car_id: int, newest_first: Iterable[VehicleCommand] | None = None
+) -> bool:
+    """Whether the car's latest answer to a LOCK was "a door is open". The status pages show
+    the doors as open then: the last status read may be older and say "closed", and the car's
+    refusal is the newer word. `newest_first`: the car's latest commands, when the page has
+    them already (spares a query)."""
+    if newest_first is None:
+        latest = latest_lock_answer(car_id=car_id)
+    else:
+        latest = next(
+            (c for c in newest_first if c.action == CommandAction.LOCK and not c.is_pending), None
+        )
+    return (
+        latest is not None
+        and latest.status == CommandStatus.FAILED
+        and latest.error_code == DOOR_OPEN
+    )

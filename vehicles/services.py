@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps
 
 from accounts.models import User
 from vehicles.models import Car, CarPhoto
+from vehicles.photos import PHOTO_FORMATS, PhotoRefused, photo_check
 
 PHOTO_MAX_SIDE = 1600
 THUMB_SIZE = (480, 320)
@@ -35,20 +37,36 @@ def _jpeg(image: Image.Image) -> ContentFile:
 
 def _photo_files(upload: UploadedFile) -> tuple[ContentFile, ContentFile]:
     """Re-encode the upload (drops EXIF, GPS included) and make a cropped thumbnail."""
-    upload.seek(0)
-    with Image.open(upload) as original:
+    try:
+        # The header again, whoever called: nothing over the pixel budget is ever decoded.
+        photo_check(upload)
+    except PhotoRefused as refusal:
+        raise CarError(str(refusal)) from refusal
+    with Image.open(upload, formats=PHOTO_FORMATS) as original:
+        # A JPEG can be decoded at 1/2, 1/4 or 1/8 scale straight away: a big photo then
+        # never takes its full size in memory (other formats ignore this).
+        original.draft("RGB", (PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
         image = ImageOps.exif_transpose(original)
         image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
         thumb = ImageOps.fit(image, THUMB_SIZE)
         return _jpeg(image), _jpeg(thumb)
 
 
+@transaction.atomic
 def car_photos_add(*, car: Car, uploads: Iterable[UploadedFile]) -> list[CarPhoto]:
-    """Store photos after the car's existing ones."""
+    """Store photos after the car's existing ones, at most CARSHARE_MAX_PHOTOS_PER_CAR."""
+    # Decoding takes CPU time, not the car: done before the lock, so it is held only to count
+    # and save.
+    files = [_photo_files(upload) for upload in uploads]
+    # The car's row lock makes concurrent uploads count one after the other: each sees the
+    # photos the other saved, so together they cannot pass the cap the form checked alone.
+    Car.objects.select_for_update().filter(pk=car.pk).get()
     start = car.photos.count()
+    cap = settings.CARSHARE_MAX_PHOTOS_PER_CAR
+    if start + len(files) > cap:
+        raise CarError(_("A car can have at most %(n)s photos.") % {"n": cap})
     photos = []
-    for offset, upload in enumerate(uploads):
-        full, thumb = _photo_files(upload)
+    for offset, (full, thumb) in enumerate(files):
         photo = CarPhoto(car=car, position=start + offset)
         photo.image.save("photo.jpg", full, save=False)
         photo.thumbnail.save("thumb.jpg", thumb, save=False)

@@ -135,6 +135,33 @@ def _confirm(
     return False
 
 
+@shared_task(acks_late=True)
+def confirm_vehicle_commands(car_id: int) -> None:
+    """Read the car's lock state and confirm the succeeded commands it shows applied; a webhook
+    asks for this when it reports the state a command asked for. Safe to run twice."""
+    pending = commands.commands_awaiting_confirmation(car_id=car_id)
+    connection = connections.connection_live_for_car(car_id=car_id)
+    if not pending or connection is None:
+        return  # confirmed meanwhile, or the car is no longer reachable
+    try:
+        token = connections.connection_access_token(connection_id=connection.pk)
+    except provider.VehicleCloudError as error:
+        logger.info("Could not read car %s to confirm commands: %s", car_id, error)
+        return
+    lock_status = _read_lock_status(
+        provider.get_provider(),
+        token=token,
+        vehicle_id=connection.vehicle_id,
+        command_id=pending[0],
+    )
+    if lock_status is None:
+        return
+    # What the car says is shown whatever it confirms: it corrects a webhook that was wrong.
+    commands.vehicle_status_record_lock(car_id=car_id, lock_status=lock_status)
+    for command_id in pending:
+        commands.command_record_confirmation(command_id=command_id, lock_status=lock_status)
+
+
 @shared_task
 def sweep_vehicle_commands() -> None:
     """Every few seconds from CELERY_BEAT_SCHEDULE: settle commands whose worker died, expire

@@ -18,11 +18,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from carshare.http import AuthedHtmxRequest, HtmxRequest, render_page_or_partial
+from carshare.http import (
+    AuthedHtmxRequest,
+    HtmxRequest,
+    ask_to_confirm,
+    is_confirmed,
+    render_page_or_partial,
+)
 from vehicles import commands, connect, connections, provider, selectors, services
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
 from vehicles.models import Car, FuelType, Transmission, VehicleCommand
@@ -86,6 +93,9 @@ def _car_page(
             else "",
             "connection_scopes": connect.permission_labels(connection.scopes) if connection else [],
             "vehicle_status": selectors.vehicle_status_for_car(car_id=car.pk),
+            "doors_open_reported": selectors.lock_refused_door_open(
+                car_id=car.pk, newest_first=recent
+            ),
             "commands": recent,
             "command": next((c for c in recent if c.is_pending), None),
         }
@@ -146,6 +156,16 @@ def car_photo_delete(request: AuthedHtmxRequest, public_id: UUID) -> HttpRespons
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     form = CarPhotoDeleteForm(request.POST)
     photo_error = ""
+    if form.is_valid() and not is_confirmed(request):  # a deleted photo is gone: ask first
+        return ask_to_confirm(
+            request,
+            question=_("Delete this photo?"),
+            detail=_("Renters no longer see it. This can't be undone."),
+            yes=_("Yes, delete it"),
+            back_url=reverse("vehicles:car_edit", args=[car.public_id]),
+            target="#car-photos",
+            hidden={"photo": str(form.cleaned_data["photo"])},
+        )
     if form.is_valid():
         try:
             services.car_photo_delete(car=car, photo_id=form.cleaned_data["photo"])
@@ -250,6 +270,17 @@ def connect_callback(request: AuthedHtmxRequest) -> HttpResponse:
 def car_disconnect(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     connection = connections.connection_live_for_car(car_id=car.pk)
+    if connection is not None and not is_confirmed(request):  # reconnecting takes a while
+        return ask_to_confirm(
+            request,
+            question=_("Disconnect this car?"),
+            detail=_(
+                "carshare can no longer lock, unlock or read it, keys stop working and renters "
+                "can't book it until you connect it again through your carmaker's account."
+            ),
+            yes=_("Yes, disconnect"),
+            back_url=car.get_absolute_url(),
+        )
     if connection is None:
         messages.info(request, _("This car is not connected."))
     else:

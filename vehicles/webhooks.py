@@ -2,8 +2,17 @@
 
 Smartcar signs each delivery with HMAC-SHA256 of the raw body, keyed by the application's
 management token (SC-Signature, hex). VERIFY challenges are not signed: they are answered with
-the HMAC of the challenge. Events update the car's last known status; deliveries are
-at-least-once, so the event id is stored and a second delivery changes nothing.
+the HMAC of the challenge, with the same key. Anyone can send a VERIFY, so the answer is a
+signing oracle: we answer only a challenge shaped like Smartcar's (a short token of letters,
+digits and a few punctuation marks, never braces or spaces), which can never be an event body,
+since an event must be a JSON object. The answer itself must stay HMAC(token, challenge), as
+that is what Smartcar checks.
+
+Events update the car's last known status. Deliveries are at-least-once, so the event id is
+stored and a second delivery changes nothing; meta.deliveredAt is required, must be recent (an
+old one is a replay) and not ahead of our clock beyond a small skew. Bodies are capped in size
+before they are read. An event never confirms a command by itself: a reported lock state only
+prompts the car's own status read, which does.
 """
 
 from __future__ import annotations
@@ -13,26 +22,31 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from vehicles import commands
 from vehicles.models import (
-    CommandAction,
-    CommandStatus,
     ConnectionStatus,
-    VehicleCommand,
     VehicleConnection,
     VehicleStatus,
     WebhookEvent,
 )
 
 logger = logging.getLogger(__name__)
+
+# Smartcar's challenges are random tokens (the docs show "<random-string>"; ids are UUIDs, the
+# simulator sends 32 hex digits). Tokens of these characters, hex, UUIDs and base64(url) alike,
+# and v3's VERIFY (the same data.challenge) fit; a JSON object, which needs "{", never does.
+CHALLENGE_SHAPE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
 
 
 def sign(secret: str, message: bytes) -> str:
@@ -41,17 +55,58 @@ def sign(secret: str, message: bytes) -> str:
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
 
 
-def _delivered_too_long_ago(payload: dict[str, Any]) -> bool:
-    delivered_ms = (payload.get("meta") or {}).get("deliveredAt")
-    if not isinstance(delivered_ms, int | float):
-        return False  # older envelopes carry no time: the event id still guards replays
-    delivered = datetime.datetime.fromtimestamp(delivered_ms / 1000, tz=datetime.UTC)
-    return timezone.now() - delivered > datetime.timedelta(
-        seconds=settings.SMARTCAR_WEBHOOK_MAX_AGE
-    )
+def _delivered_at(payload: dict[str, Any]) -> datetime.datetime | None:
+    """meta.deliveredAt: epoch milliseconds, or an ISO 8601 time (as in one of Smartcar's VERIFY
+    examples); None when missing or unreadable."""
+    meta = payload.get("meta")
+    value = meta.get("deliveredAt") if isinstance(meta, dict) else None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+        if isinstance(value, str):
+            parsed = parse_datetime(value)
+            return parsed if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def _delivery_time_refusal(payload: dict[str, Any]) -> JsonResponse | None:
+    delivered = _delivered_at(payload)
+    if delivered is None:
+        return _error(400, "bad_time", "The event has no usable meta.deliveredAt.")
+    now = timezone.now()
+    if now - delivered > datetime.timedelta(seconds=settings.SMARTCAR_WEBHOOK_MAX_AGE):
+        return _error(400, "stale", "The delivery is too old; refusing a replay.")
+    # Ahead of our clock by more than the skew: a recorded body kept for a later replay.
+    if delivered - now > datetime.timedelta(seconds=settings.SMARTCAR_WEBHOOK_CLOCK_SKEW):
+        return _error(400, "bad_time", "The delivery time is in the future.")
+    return None
+
+
+def _read_capped_body(request: HttpRequest) -> bytes | None:
+    """The raw body, or None when it is larger than SMARTCAR_WEBHOOK_MAX_BYTES. Never reads more
+    than the cap plus one byte, whatever the sender declares."""
+    cap = settings.SMARTCAR_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > cap:
+        return None
+    body = request.read(cap + 1)
+    return None if len(body) > cap else body
+
+
+def _verify_answer(secret: str, payload: dict[str, Any]) -> JsonResponse:
+    data = payload.get("data")
+    challenge = data.get("challenge") if isinstance(data, dict) else None
+    if not isinstance(challenge, str) or not CHALLENGE_SHAPE.fullmatch(challenge):
+        return _error(400, "bad_request", "VERIFY without a challenge of the expected shape.")
+    return JsonResponse({"challenge": sign(secret, challenge.encode())})
 
 
 @csrf_exempt  # a server-to-server call, authenticated by its signature instead
@@ -60,28 +115,31 @@ def smartcar_webhook(request: HttpRequest) -> HttpResponse:
     secret = settings.SMARTCAR_WEBHOOK_SECRET
     if not secret:
         return _error(404, "not_found", "Webhooks are not configured.")
+    body = _read_capped_body(request)
+    if body is None:
+        return _error(413, "too_large", "The body is larger than a webhook event can be.")
     try:
-        payload = json.loads(request.body)
+        payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _error(400, "bad_request", "The body is not JSON.")
     if not isinstance(payload, dict):
+        # Also what keeps a VERIFY answer from ever signing an event: no challenge we answer
+        # (CHALLENGE_SHAPE) is a JSON object.
         return _error(400, "bad_request", "The body is not a JSON object.")
 
     if payload.get("eventType") == "VERIFY":
-        challenge = (payload.get("data") or {}).get("challenge")
-        if not isinstance(challenge, str) or not challenge:
-            return _error(400, "bad_request", "VERIFY without a challenge.")
-        return JsonResponse({"challenge": sign(secret, challenge.encode())})
+        return _verify_answer(secret, payload)
 
-    signature = request.headers.get("SC-Signature", "")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a forger may send.
+    signature = request.headers.get("SC-Signature", "").encode(errors="replace")
     # compare_digest: the time taken must not reveal how much of a forged signature matched.
-    if not hmac.compare_digest(sign(secret, request.body), signature):
+    if not hmac.compare_digest(sign(secret, body).encode(), signature):
         return _error(401, "bad_signature", "The signature does not match the body.")
     event_id = payload.get("eventId")
     if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
         return _error(400, "bad_request", "The event has no eventId.")
-    if _delivered_too_long_ago(payload):
-        return _error(400, "stale", "The delivery is too old; refusing a replay.")
+    if refusal := _delivery_time_refusal(payload):
+        return refusal
     event_receive(payload=payload, event_id=event_id)
     return JsonResponse({"status": "ok"})
 
@@ -143,8 +201,12 @@ def event_apply(*, payload: dict[str, Any]) -> None:
     signals = _signals(payload)
     is_locked = signals.get("closure-islocked")
     if isinstance(is_locked, bool):
-        status.is_locked = is_locked
-        _confirm_command(car_id=connection.car_id, is_locked=is_locked)
+        status.is_locked = is_locked  # shown as the last known state until a read says more
+        # Never a confirmation by itself (an end lock would stop escalating on a claim): the
+        # car's own status read decides, prompted now if a command waits for this state.
+        commands.vehicle_commands_request_confirmation(
+            car_id=connection.car_id, is_locked=is_locked
+        )
     location = signals.get("location-preciselocation")
     if isinstance(location, dict):
         status.latitude = _as_float(location.get("latitude"))
@@ -155,11 +217,3 @@ def event_apply(*, payload: dict[str, Any]) -> None:
         status.battery_percent = charge
     status.data_age = timezone.now()
     status.save()
-
-
-def _confirm_command(*, car_id: int, is_locked: bool) -> None:
-    """The car reports the state a succeeded command asked for: that confirms it."""
-    wanted = CommandAction.LOCK if is_locked else CommandAction.UNLOCK
-    VehicleCommand.objects.filter(
-        car_id=car_id, status=CommandStatus.SUCCEEDED, action=wanted, confirmed_at__isnull=True
-    ).update(confirmed_at=timezone.now())

@@ -434,6 +434,8 @@ def test_the_session_cookie_does_not_authenticate(owner_client):
         ({"max_duration_days": 0}, "max_duration_days"),
         ({"min_duration_hours": 49, "max_duration_days": 2}, "max_duration_days"),
         ({"instant_book": "perhaps"}, "instant_book"),
+        ({"instant_book": "yes"}, "instant_book"),  # JSON booleans are true and false
+        ({"unlock_at_start": 0}, "unlock_at_start"),
     ],
 )
 def test_create_refuses_invalid_fields(client, owner_auth, overrides, field):

@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 import pytest
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from carshare.api import server_error_page
 from tests.api.helpers import CARS, assert_envelope, assert_error, car_payload, car_url
 from tests.factories import make_image_upload
-from vehicles import services
+from vehicles import selectors, services
 from vehicles.forms import CarForm
 
 JSON = "application/json"
@@ -254,3 +256,67 @@ def test_search_survives_any_query(client, car, params):
 def test_search_survives_any_raw_query_string(client, car, query):
     # What a WSGI server hands over: bytes as latin-1, percent escapes and all, undecoded.
     assert_handled(client.get(CARS, QUERY_STRING=query))
+
+
+# --- Production mode: the envelope whatever failed --------------------------------------------
+
+
+@pytest.fixture
+def production(settings):
+    settings.DEBUG = False  # Django's own pages would be its HTML 404 / 500 here
+    return Client(raise_request_exception=False)
+
+
+def test_a_server_error_is_the_json_envelope_without_a_traceback(production, car, monkeypatch):
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("password=hunter2 in a secret place")
+
+    monkeypatch.setattr(selectors, "cars_search", broken)
+
+    response = production.get(CARS)
+
+    error = assert_error(response, 500, "internal_error")
+    assert_envelope(response)
+    assert "hunter2" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert "RuntimeError" not in error["message"]
+
+
+def test_a_server_error_in_a_signed_in_write_is_the_envelope(
+    production, car, owner_auth, monkeypatch
+):
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "car_unlist", broken)
+
+    response = production.delete(car_url(car.public_id), headers=owner_auth)
+
+    assert_error(response, 500, "internal_error")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/cars/x/y", "/api/v2/cars", "/api/"])
+def test_unknown_api_paths_are_a_json_404_in_production(production, db, path):
+    assert_error(production.get(path), 404, "not_found")
+
+
+def test_a_wrong_method_is_a_json_405_in_production(production, car, owner_auth):
+    response = production.put(car_url(car.public_id), {}, content_type=JSON, headers=owner_auth)
+
+    assert_error(response, 405, "method_not_allowed")
+
+
+def test_pages_keep_their_html_404_in_production(production, db):
+    response = production.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_failure_outside_the_api_handlers_is_the_envelope_under_api(rf):
+    # handler500 runs for what escapes every handler (a middleware, say).
+    response = server_error_page(rf.get("/api/v1/cars"))
+
+    assert response.status_code == 500
+    assert json.loads(response.content)["error"]["code"] == "internal_error"
+    assert server_error_page(rf.get("/cars/"))["Content-Type"].startswith("text/html")

@@ -131,7 +131,7 @@ def test_cancel_goes_through_the_service_with_the_admin_as_actor(
     )
     assert not Hold.objects.filter(booking=confirmed).exists()  # the car is free again
     messages = [str(m) for m in admin_client.get(BOOKINGS).context["messages"]]
-    assert messages == ["Cancelled 1 booking(s)."]
+    assert messages == ["Cancelled 1 booking."]
 
 
 def test_cancel_reports_what_it_cannot_cancel(admin_client, confirmed, renter):
@@ -150,7 +150,7 @@ def test_cancel_reports_what_it_cannot_cancel(admin_client, confirmed, renter):
         str(confirmed.public_id) in message and "Not possible now" in message
         for message in messages
     )
-    assert "Cancelled 1 booking(s)." in messages
+    assert "Cancelled 1 booking." in messages
 
 
 def test_staff_without_the_change_permission_get_no_cancel_action(client, confirmed):

@@ -382,10 +382,21 @@ def test_approving_twice_shows_the_refusal(owner_client, confirmed_booking):
     assert "Not possible now" in response.content.decode()
 
 
-def test_decline_records_the_reason(owner_client, requested_booking):
-    response = owner_client.post(
-        booking_url("booking_decline", requested_booking), {"reason": "In the garage"}
-    )
+def test_decline_asks_first_and_records_the_reason(owner_client, requested_booking):
+    url = booking_url("booking_decline", requested_booking)
+    page = owner_client.post(url, {"reason": "In the garage"})  # one tap: only the question
+    fragment = owner_client.post(url, {"reason": "In the garage"}, headers=HTMX)
+    for response in (page, fragment):
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "Decline this request?" in html
+        assert 'name="confirm" value="1"' in html
+        assert 'name="reason" value="In the garage"' in html  # carried to the confirmation
+    assert "<html" not in fragment.content.decode()
+    requested_booking.refresh_from_db()
+    assert requested_booking.status == B.REQUESTED
+
+    response = owner_client.post(url, {"reason": "In the garage", "confirm": "1"})
     assert response.status_code == 302
     requested_booking.refresh_from_db()
     assert requested_booking.status == B.DECLINED
@@ -393,7 +404,9 @@ def test_decline_records_the_reason(owner_client, requested_booking):
 
 
 def test_decline_by_renter_is_refused(renter_client, requested_booking):
-    response = renter_client.post(booking_url("booking_decline", requested_booking), headers=HTMX)
+    response = renter_client.post(
+        booking_url("booking_decline", requested_booking), {"confirm": "1"}, headers=HTMX
+    )
     assert response.status_code == 200
     requested_booking.refresh_from_db()
     assert requested_booking.status == B.REQUESTED
@@ -458,14 +471,40 @@ def test_cancelling_a_cancelled_booking_is_refused(renter_client, confirmed_book
 def test_renter_ends_an_active_trip(renter_client, active_booking):
     html = renter_client.get(active_booking.get_absolute_url()).content.decode()
     assert "End trip now" in html
-    response = renter_client.post(booking_url("booking_end", active_booking), headers=HTMX)
+    response = renter_client.post(
+        booking_url("booking_end", active_booking), {"confirm": "1"}, headers=HTMX
+    )
     assert response.status_code == 200
     active_booking.refresh_from_db()
     assert active_booking.status == B.COMPLETED
 
 
+def test_end_trip_now_asks_first(renter_client, active_booking):
+    """One tap asks; only the confirmation ends the trip, with JavaScript or without."""
+    url = booking_url("booking_end", active_booking)
+    page = renter_client.post(url)  # no JavaScript: a page with the question and a real form
+    fragment = renter_client.post(url, headers=HTMX)  # htmx: the question in place of the button
+    for response in (page, fragment):
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "End the trip now?" in html
+        assert f'action="{url}"' in html
+        assert 'name="confirm" value="1"' in html
+        assert_varies_on_htmx(response)
+    assert "<html" in page.content.decode()
+    assert "<html" not in fragment.content.decode()
+    assert 'hx-target="#booking-status"' in fragment.content.decode()
+    active_booking.refresh_from_db()
+    assert active_booking.status == B.ACTIVE
+
+    response = renter_client.post(url, {"confirm": "1"})
+    assert (response.status_code, response["Location"]) == (302, active_booking.get_absolute_url())
+    active_booking.refresh_from_db()
+    assert active_booking.status == B.COMPLETED
+
+
 def test_ending_a_trip_not_started_is_refused(renter_client, confirmed_booking):
-    response = renter_client.post(booking_url("booking_end", confirmed_booking))
+    response = renter_client.post(booking_url("booking_end", confirmed_booking), {"confirm": "1"})
     assert response.status_code == 200
     assert "Not possible now" in response.content.decode()
     confirmed_booking.refresh_from_db()
@@ -473,7 +512,9 @@ def test_ending_a_trip_not_started_is_refused(renter_client, confirmed_booking):
 
 
 def test_owner_cannot_end_the_trip(owner_client, active_booking):
-    response = owner_client.post(booking_url("booking_end", active_booking), headers=HTMX)
+    response = owner_client.post(
+        booking_url("booking_end", active_booking), {"confirm": "1"}, headers=HTMX
+    )
     assert response.status_code == 200
     active_booking.refresh_from_db()
     assert active_booking.status == B.ACTIVE

@@ -5,6 +5,8 @@ called directly); time moves with time-machine."""
 from __future__ import annotations
 
 import datetime
+import json
+import uuid
 from unittest.mock import patch
 
 import pytest
@@ -17,8 +19,9 @@ from tests.bookings.fixtures_bookings import request_booking
 from tests.factories import RenterFactory, UserFactory
 from vehicles import commands
 from vehicles import tasks as vehicle_tasks
-from vehicles.models import CommandStatus, VehicleCommand
+from vehicles.models import CommandStatus, VehicleCommand, VehicleStatus, WebhookEvent
 from vehicles.provider import CommandAck
+from vehicles.webhooks import sign
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +201,134 @@ def test_accepted_but_never_confirmed_counts_as_a_problem(end_lock, check, clock
     assert "does not report itself locked" in fresh(end_lock).last_problem
     clock.move_to(fresh(end_lock).next_attempt_at, tick=False)
     assert check(end_lock) == ("retried", [])
+
+
+# --- Webhooks never settle an end lock -------------------------------------------------------
+
+WEBHOOK_URL = "/webhooks/smartcar/"
+
+
+def locked_event(vehicle_id: str) -> bytes:
+    """A VEHICLE_STATE event saying the car is locked, as the vehicle cloud would send it."""
+    from django.utils import timezone
+
+    payload = {
+        "eventId": str(uuid.uuid4()),
+        "eventType": "VEHICLE_STATE",
+        "vehicleId": vehicle_id,
+        "data": {"signals": [{"code": "closure-islocked", "body": {"value": True}}]},
+        "meta": {"version": "4.0", "deliveredAt": int(timezone.now().timestamp() * 1000)},
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def accepted_not_applied(end_lock: EndLock) -> VehicleCommand:
+    """The cloud accepted the end lock's LOCK, but the car has not locked (and says so)."""
+    claim = commands.command_claim(command_id=end_lock.command_id)
+    assert commands.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
+    return VehicleCommand.objects.get(pk=end_lock.command_id)
+
+
+def status_snapshot(car_id: int) -> dict[str, object] | None:
+    return VehicleStatus.objects.filter(car_id=car_id).values().first()
+
+
+def test_a_forged_event_signed_by_the_verify_answer_changes_nothing(
+    end_lock, check, client, settings, sim, sim_vehicle_id, clock
+):
+    command = accepted_not_applied(end_lock)
+    assert sim.vehicle(sim_vehicle_id)["is_locked"] is False
+    before = status_snapshot(end_lock.car_id)
+
+    # The attacker has VERIFY sign the body of their choice, then delivers it as an event.
+    forged = locked_event(sim_vehicle_id)
+    asked = client.post(
+        WEBHOOK_URL,
+        {"eventId": "x", "eventType": "VERIFY", "data": {"challenge": forged.decode()}},
+        content_type="application/json",
+    )
+    oracle = asked.json().get("challenge", "") if asked.status_code == 200 else ""
+    delivered = client.post(
+        WEBHOOK_URL, forged, content_type="application/json", headers={"SC-Signature": oracle}
+    )
+
+    assert 400 <= delivered.status_code < 500
+    assert not WebhookEvent.objects.exists()
+    assert status_snapshot(end_lock.car_id) == before
+    command.refresh_from_db()
+    assert command.confirmed_at is None
+    clock.shift(endlocks.UNCONFIRMED_AFTER)
+    assert check(end_lock) == ("waiting+alerted", [1])
+    assert fresh(end_lock).status == "pending"
+
+
+def test_a_signed_locked_event_leaves_an_unlocked_car_escalating(
+    end_lock,
+    check,
+    client,
+    settings,
+    sim,
+    sim_vehicle_id,
+    clock,
+    django_capture_on_commit_callbacks,
+):
+    command = accepted_not_applied(end_lock)
+    assert sim.vehicle(sim_vehicle_id)["is_locked"] is False
+
+    body = locked_event(sim_vehicle_id)
+    signature = sign(settings.SMARTCAR_WEBHOOK_SECRET, body)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(
+            WEBHOOK_URL, body, content_type="application/json", headers={"SC-Signature": signature}
+        )
+    assert response.status_code == 200
+    # Shown as the last known state, but the webhook alone settles nothing.
+    assert VehicleStatus.objects.get(car_id=end_lock.car_id).is_locked is True
+    command.refresh_from_db()
+    assert command.confirmed_at is None
+    clock.shift(endlocks.UNCONFIRMED_AFTER)
+    assert check(end_lock) == ("waiting+alerted", [1])
+
+    # It prompted the car's own read, on commit; the car says unlocked.
+    assert [(c.func.__self__.name, c.keywords) for c in queued] == [
+        ("vehicles.tasks.confirm_vehicle_commands", {"car_id": end_lock.car_id})
+    ]
+    vehicle_tasks.confirm_vehicle_commands(car_id=end_lock.car_id)
+    vehicle_tasks.confirm_vehicle_commands(car_id=end_lock.car_id)  # delivered again
+    command.refresh_from_db()
+    assert command.confirmed_at is None
+    assert VehicleStatus.objects.get(car_id=end_lock.car_id).is_locked is False
+    assert check(end_lock) == ("waiting", [])
+    assert fresh(end_lock).status == "pending"
+
+
+def test_a_signed_locked_event_prompts_the_read_that_confirms_a_locked_car(
+    end_lock,
+    check,
+    client,
+    settings,
+    sim,
+    sim_vehicle_id,
+    clock,
+    django_capture_on_commit_callbacks,
+):
+    # The car locked a moment after its cloud answered: the webhook says so, the read confirms.
+    command = accepted_not_applied(end_lock)
+    sim.set_state(sim_vehicle_id, is_locked=True)
+    body = locked_event(sim_vehicle_id)
+    signature = sign(settings.SMARTCAR_WEBHOOK_SECRET, body)
+    with (
+        patch.object(vehicle_tasks.confirm_vehicle_commands, "delay") as read,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.post(
+            WEBHOOK_URL, body, content_type="application/json", headers={"SC-Signature": signature}
+        )
+    read.assert_called_once_with(car_id=end_lock.car_id)
+    vehicle_tasks.confirm_vehicle_commands(car_id=end_lock.car_id)
+    command.refresh_from_db()
+    assert command.confirmed_at is not None
+    assert check(end_lock) == ("locked", [])
 
 
 # --- Handed over -----------------------------------------------------------------------------

@@ -389,6 +389,36 @@ def test_sharing_with_an_unknown_email(active_trip_key, renter):
     )
 
 
+def test_an_address_that_cannot_get_the_key_is_invited_once(
+    active_trip_key, renter, mailoutbox, django_capture_on_commit_callbacks
+):
+    UserFactory(email="nolicence@example.test")
+    with django_capture_on_commit_callbacks() as queued:
+        for email in ("nobody@example.test", "nolicence@example.test"):
+            assert grants.key_share_offer(key=active_trip_key, user=renter, email=email) is None
+        # Their own email is said plainly (it tells them nothing), and nothing is sent.
+        refused(
+            "not_eligible",
+            lambda: grants.key_share_offer(
+                key=active_trip_key, user=renter, email=renter.email.upper()
+            ),
+        )
+    assert len(queued) == 2
+    for email, remedy in [
+        ("nobody@example.test", "sign_up"),
+        ("nolicence@example.test", "licence"),
+    ]:
+        tasks.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
+        tasks.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
+    assert [m.to for m in mailoutbox] == [["nobody@example.test"], ["nolicence@example.test"]]
+    signup, licence = mailoutbox
+    assert "Rick wants to share" in signup.subject
+    assert "/accounts/signup/" in signup.body
+    assert "driving licence" in licence.body
+    assert "/profile/" in licence.body
+    assert not DigitalKey.objects.filter(kind="shared").exists()
+
+
 @pytest.mark.parametrize(
     ("make_person", "words"),
     [

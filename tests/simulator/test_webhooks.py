@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.amt = ""
+        self.challenges: list[str] = []
         self.events: list[tuple[dict[str, str], bytes]] = []
         self.failures_left = 0
         self.cond = threading.Condition()
@@ -29,6 +31,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 payload = json.loads(body)
                 if payload["eventType"] == "VERIFY":
+                    receiver.challenges.append(payload["data"]["challenge"])
                     answer = smartcar.hash_challenge(receiver.amt, payload["data"]["challenge"])
                     self._send(200, json.dumps({"challenge": answer}).encode())
                     return
@@ -90,8 +93,11 @@ def webhook(sim, receiver, amt) -> dict[str, Any]:
     return response.json()
 
 
-def test_webhook_is_verified_with_the_challenge(webhook):
+def test_webhook_is_verified_with_the_challenge(webhook, receiver):
     assert webhook["verified"] is True
+    # A token, as Smartcar sends: the app answers nothing else (no answer may sign an event).
+    (challenge,) = receiver.challenges
+    assert re.fullmatch(r"[0-9a-f]{32}", challenge)
 
 
 def test_wrong_challenge_answer_leaves_it_unverified(sim, receiver):
@@ -116,6 +122,8 @@ def test_lock_sends_a_signed_vehicle_state_event(sim, car, token, webhook, recei
     ]
     locked = next(s for s in event["data"]["signals"] if s["code"] == "closure-islocked")
     assert locked["body"] == {"value": False}
+    # Stamped at each attempt, in epoch milliseconds: the app refuses events without it.
+    assert abs(event["meta"]["deliveredAt"] - time.time() * 1000) < 5000
 
 
 def test_refused_command_sends_vehicle_error(sim, car, token, webhook, receiver):

@@ -385,7 +385,7 @@ def test_disconnect(owner_client, car, sim, settings, django_capture_on_commit_c
     connection = connect_car(owner_client, sim, settings, car)
 
     with django_capture_on_commit_callbacks() as enqueued:
-        response = owner_client.post(url("car_disconnect", car))
+        response = owner_client.post(url("car_disconnect", car), {"confirm": "1"})
 
     assert response["Location"] == car.get_absolute_url()
     connection.refresh_from_db()
@@ -394,6 +394,25 @@ def test_disconnect(owner_client, car, sim, settings, django_capture_on_commit_c
     page = owner_client.get(car.get_absolute_url()).content.decode()
     assert "Not connected" in page
     assert "Lock now" not in page
+
+
+def test_disconnect_asks_first(owner_client, car, sim, settings):
+    connection = connect_car(owner_client, sim, settings, car)
+    page = owner_client.get(car.get_absolute_url()).content.decode()
+    assert f'hx-post="{url("car_disconnect", car)}" hx-target="this"' in page
+
+    for headers in ({}, {"HX-Request": "true"}):
+        response = owner_client.post(url("car_disconnect", car), headers=headers)
+        assert response.status_code == 200
+        assert "Disconnect this car?" in response.content.decode()
+        assert 'name="confirm" value="1"' in response.content.decode()
+        connection.refresh_from_db()
+        assert connection.status != ConnectionStatus.DISCONNECTED
+
+    response = owner_client.post(url("car_disconnect", car), {"confirm": "1"})
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.status == ConnectionStatus.DISCONNECTED
 
 
 def test_disconnect_when_not_connected_changes_nothing(owner_client, car, sim):
@@ -693,7 +712,7 @@ def test_api_unhealthy_connection_is_not_connected(owner_client, owner, car, sim
 
 def test_api_disconnected_car(owner_client, owner, car, sim, settings):
     connect_car(owner_client, sim, settings, car)
-    owner_client.post(url("car_disconnect", car))
+    owner_client.post(url("car_disconnect", car), {"confirm": "1"})
 
     body = (
         Client()

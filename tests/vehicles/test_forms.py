@@ -11,7 +11,7 @@ from django.utils.datastructures import MultiValueDict
 from tests.factories import CarFactory, make_image_upload
 from tests.vehicles.helpers import car_form_data
 from vehicles import services
-from vehicles.forms import MAX_PHOTOS, CarForm, CarSearchForm
+from vehicles.forms import CarForm, CarSearchForm
 from vehicles.models import Car
 
 pytestmark = pytest.mark.django_db
@@ -122,13 +122,13 @@ def test_editing_needs_no_new_photo(car):
 
 
 def test_at_most_ten_photos():
-    form = bound_form(photos=[make_image_upload(f"{n}.jpg") for n in range(MAX_PHOTOS + 1)])
+    form = bound_form(photos=[make_image_upload(f"{n}.jpg") for n in range(10 + 1)])
     assert not form.is_valid()
     assert form.errors["photos"] == ["A car can have at most 10 photos."]
 
 
 def test_at_most_ten_photos_counts_the_existing_ones(car):
-    services.car_photos_add(car=car, uploads=[make_image_upload() for _ in range(MAX_PHOTOS - 1)])
+    services.car_photos_add(car=car, uploads=[make_image_upload() for _ in range(10 - 1)])
     form = bound_form(photos=[make_image_upload(), make_image_upload()], instance=car)
     assert not form.is_valid()
     assert "photos" in form.errors

@@ -196,7 +196,7 @@ def test_relist_refused_when_the_plate_is_taken_says_why(owner_client, car):
 
 def test_owner_deletes_a_photo(owner_client, car):
     first, second = with_photos(car, 2).photos.all()
-    response = owner_client.post(url("car_photo_delete", car), {"photo": first.pk})
+    response = owner_client.post(url("car_photo_delete", car), {"photo": first.pk, "confirm": "1"})
     assert response.status_code == 302
     assert response["Location"] == url("car_edit", car)
     assert list(car.photos.all()) == [second]
@@ -204,7 +204,9 @@ def test_owner_deletes_a_photo(owner_client, car):
 
 def test_last_photo_is_kept_with_a_reason(owner_client, car):
     photo = with_photos(car).photos.get()
-    response = owner_client.post(url("car_photo_delete", car), {"photo": photo.pk}, follow=True)
+    response = owner_client.post(
+        url("car_photo_delete", car), {"photo": photo.pk, "confirm": "1"}, follow=True
+    )
     assert "A listed car needs at least one photo." in response.content.decode()
     assert car.photos.count() == 1
 
@@ -212,7 +214,9 @@ def test_last_photo_is_kept_with_a_reason(owner_client, car):
 def test_photo_delete_with_htmx_returns_the_photos_partial(owner_client, car):
     first, _ = with_photos(car, 2).photos.all()
     response = owner_client.post(
-        url("car_photo_delete", car), {"photo": first.pk}, headers={"HX-Request": "true"}
+        url("car_photo_delete", car),
+        {"photo": first.pk, "confirm": "1"},
+        headers={"HX-Request": "true"},
     )
     html = response.content.decode()
     assert response.status_code == 200
@@ -222,9 +226,32 @@ def test_photo_delete_with_htmx_returns_the_photos_partial(owner_client, car):
     assert car.photos.count() == 1
 
     response = owner_client.post(
-        url("car_photo_delete", car), {"photo": car.photos.get().pk}, headers={"HX-Request": "true"}
+        url("car_photo_delete", car),
+        {"photo": car.photos.get().pk, "confirm": "1"},
+        headers={"HX-Request": "true"},
     )
     assert "A listed car needs at least one photo." in response.content.decode()
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_photo_delete_asks_first(owner_client, car, htmx):
+    first, _ = with_photos(car, 2).photos.all()
+    edit = owner_client.get(url("car_edit", car)).content.decode()
+    assert "hx-confirm" not in edit  # a question only JavaScript can ask is not enough
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = owner_client.post(url("car_photo_delete", car), {"photo": first.pk}, headers=headers)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Delete this photo?" in html
+    assert f'name="photo" value="{first.pk}"' in html
+    assert 'name="confirm" value="1"' in html
+    assert ("<html" in html) is not htmx
+    assert car.photos.count() == 2
+
+    response = owner_client.post(
+        url("car_photo_delete", car), {"photo": first.pk, "confirm": "1"}, headers=headers
+    )
+    assert car.photos.count() == 1
 
 
 def test_garbage_photo_id_changes_nothing(owner_client, car):
