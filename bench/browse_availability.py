@@ -91,7 +91,7 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
 
     from accounts.models import User
     from bookings.models import Booking, BookingStatus, Hold
-    from vehicles.models import Car
+    from vehicles.models import LOCK_PERMISSION, Car, VehicleConnection
 
     B = BookingStatus
     rng = random.Random(5)  # the same data every run
@@ -135,6 +135,16 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
             )
         )
     cars = Car.objects.bulk_create(cars, batch_size=2000)
+    # Renters find only public cars (CarQuerySet.public): each gets a healthy connection row
+    # granting lock and unlock, as Connect leaves it (no tokens: nothing here calls a car).
+    # The Toyotas stay out of the results, as their make cannot be locked remotely.
+    VehicleConnection.objects.bulk_create(
+        [
+            VehicleConnection(car=car, vehicle_id=f"bench-{car.pk}", scopes=[LOCK_PERMISSION])
+            for car in cars
+        ],
+        batch_size=2000,
+    )
 
     counts = {"cars": len(cars), "bookings": 0, "holds": 0}
     for chunk_start in range(0, len(cars), 500):

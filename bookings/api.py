@@ -335,11 +335,13 @@ def _page_url(request: HttpRequest, *, offset: int, limit: int) -> str:
     summary="Book a car",
 )
 def booking_create(request: ApiRequest, payload: BookingIn) -> Status[dict[str, Any]]:
-    """Request a connected, listed car for [starts_at, ends_at). On an instant-book car the
-    booking is confirmed at once; otherwise it waits for the owner until respond_by. 409
+    """Request a public car (GET /cars lists them; any other car is 404) for
+    [starts_at, ends_at). On an instant-book car the booking is confirmed at once; otherwise it
+    waits for the owner until respond_by. 409
     `not_available` when the car is taken for any part of that time (another trip, the owner's
     block, or the buffer between trips); 400 with a code for each rule (too_soon, too_short,
-    too_long, not_connected, own_car, no_licence, email_unverified, invalid_period, ...)."""
+    too_long, not_connected, not_lockable, own_car, no_licence, email_unverified, invalid_period,
+    ...)."""
     car = vehicle_selectors.car_for_viewer(user=request.auth, public_id=payload.car)
     try:
         booking = services.booking_request(

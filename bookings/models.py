@@ -158,10 +158,12 @@ class CarBlock(models.Model):
 
 class Hold(models.Model):
     """One stretch of time a car is taken. Rows exist only while they hold: a booking's hold
-    is deleted when it stops holding (declined, expired, cancelled, completed)."""
+    is deleted when it stops holding (declined, expired, cancelled), except that a completed
+    trip's hold shrinks to the owner's buffer after its actual end."""
 
     car = models.ForeignKey("vehicles.Car", models.CASCADE, related_name="holds")
-    period = DateTimeRangeField()  # a booking's trip plus the owner's buffer after it
+    # A booking's trip plus the owner's buffer after it; once completed, [actual end, + buffer).
+    period = DateTimeRangeField()
     booking = models.OneToOneField(
         Booking, models.CASCADE, null=True, blank=True, related_name="hold"
     )

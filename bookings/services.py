@@ -7,7 +7,8 @@ transaction (event requested → confirmed, actor None = the system, reason "ins
 
 _move() is the one place a status changes; each change leaves a BookingEvent behind, and a
 booking that stops holding the car loses its Hold row in the same transaction, which frees the
-car at once. The Hold exclusion constraint is the guarantee against double booking; the checks
+car at once; a completed trip (on time or ended early) keeps only the owner's buffer after its
+actual end. The Hold exclusion constraint is the guarantee against double booking; the checks
 here only give a friendly message first, and a constraint violation becomes
 BookingError("not_available").
 
@@ -84,6 +85,10 @@ ERROR_MESSAGES: dict[str, Promise] = {
     "not_connected": gettext_lazy(
         "This car is not connected to carshare, so it could not be opened for your trip."
     ),
+    "not_lockable": gettext_lazy(
+        "This car's make can't be locked and unlocked remotely, so it could not be opened "
+        "for your trip."
+    ),
     "own_car": gettext_lazy("You can't book your own car."),
     "no_licence": gettext_lazy("Add a driving licence valid through the end of the trip."),
     "email_unverified": gettext_lazy("Please verify your email address before booking."),
@@ -91,6 +96,10 @@ ERROR_MESSAGES: dict[str, Promise] = {
     "invalid_period": gettext_lazy("The trip must end after it starts."),
     "not_allowed": gettext_lazy("That is not possible for this booking now."),
 }
+
+# vehicles.selectors.NotPublic codes → ours (a missing, expired or partial connection is all
+# "not connected" to a renter).
+_REFUSAL_OF_NOT_PUBLIC = {"unlisted": "not_listed", "make_cannot_lock": "not_lockable"}
 
 
 class BookingError(Exception):
@@ -117,22 +126,15 @@ def _hours(n: int) -> str:
     return _("%(n)s hour") % {"n": n} if n == 1 else _("%(n)s hours") % {"n": n}
 
 
-def _check_request_rules(
-    *,
-    renter: User,
-    car: Car,
-    starts_at: datetime.datetime,
-    ends_at: datetime.datetime,
-    now: datetime.datetime,
-) -> None:
-    """Every rule with its own message, cheapest and most fundamental first."""
-    _check_period(starts_at, ends_at)
-    if not car.is_listed:
-        raise BookingError("not_listed")
+def _check_request_rules(*, renter: User, car: Car, ends_at: datetime.datetime) -> None:
+    """What the car and the renter must be for a booking, cheapest and most fundamental first;
+    the trip's times are _check_trip_times' part."""
+    # The one rule of what is public (vehicles.models.CarQuerySet.public), read afresh: the
+    # page that sent this request may have loaded the car before its connection expired.
+    if (problem := vehicle_selectors.car_not_public_reason(car, fresh=True)) is not None:
+        raise BookingError(_REFUSAL_OF_NOT_PUBLIC.get(problem.code, "not_connected"))
     if car.owner_id == renter.pk:
         raise BookingError("own_car")
-    if not vehicle_selectors.car_is_connected(car):
-        raise BookingError("not_connected")
     if not EmailAddress.objects.filter(
         user=renter, email__iexact=renter.email, verified=True
     ).exists():
@@ -147,6 +149,16 @@ def _check_request_rules(
             )
             % {"day": last_day.isoformat()},
         )
+
+
+def _check_trip_times(
+    *, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> DateTimeTZRange:
+    """The rules a trip's times must meet on this car (not in the past, the car's notice, its
+    shortest and longest trip, free with the owner's buffer after it), each with its own
+    message. The live quote and booking_request both ask this one function, so the quote never
+    offers a trip that booking then refuses. Reads only; returns the hold the trip would take."""
+    _check_period(starts_at, ends_at)
     if starts_at < now:
         raise BookingError("too_soon", _("The trip can't start in the past."))
     if starts_at < now + datetime.timedelta(hours=car.min_notice_hours):
@@ -167,6 +179,11 @@ def _check_request_rules(
             "too_long",
             _("Trips with this car last at most %(days)s days.") % {"days": car.max_duration_days},
         )
+    hold_period = DateTimeTZRange(
+        starts_at, ends_at + datetime.timedelta(minutes=car.buffer_minutes)
+    )
+    _assert_period_free(car=car, period=hold_period, now=now)
+    return hold_period
 
 
 def _require_car_owner(*, car: Car, user: User) -> None:
@@ -233,10 +250,32 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
         setattr(current, stamp, now)
         fields.append(stamp)
     current.save(update_fields=fields)
-    if to not in HOLDING_STATUSES:
-        # Frees the car in the same transaction as the status change.
+    if to == B.COMPLETED:
+        _hold_keep_buffer(current, actual_end=min(now, current.ends_at), now=now)
+    elif to not in HOLDING_STATUSES:
+        # Declined, expired or cancelled before the trip began: nobody used the car, so there
+        # is nothing to hand over or clean, and the car is free at once, in the same
+        # transaction as the status change.
         Hold.objects.filter(booking=current).delete()
     return current
+
+
+def _hold_keep_buffer(
+    booking: Booking, *, actual_end: datetime.datetime, now: datetime.datetime
+) -> None:
+    """Shrink a finished trip's hold to the owner's buffer after its actual end: the owner
+    needs that time for the handover and cleaning however early the renter brought the car
+    back. The buffer is the one the hold was made with (the owner may have changed the car's
+    since), so the hold only ever shrinks and can never collide with the next trip's."""
+    hold = Hold.objects.filter(booking=booking).first()
+    if hold is None:
+        return
+    buffer_end = actual_end + (hold.period.upper - booking.ends_at)
+    if buffer_end <= now:  # no buffer, or the trip clock ran after it was over
+        hold.delete()
+        return
+    hold.period = DateTimeTZRange(actual_end, buffer_end)
+    hold.save(update_fields=["period"])
 
 
 # --- Keys ----------------------------------------------------------------------------------
@@ -273,8 +312,9 @@ def _on_booking_cancelled(booking: Booking, *, actor: User | None, reason: str) 
 
 def booking_quote(*, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime) -> Quote:
     """The price of a trip at the car's current rates; no writes (the car page calls it live).
-    Raises BookingError("invalid_period") when the trip does not end after it starts."""
-    _check_period(starts_at, ends_at)
+    Raises the BookingError booking_request would for these times (past start, notice, too
+    short or long, taken), so a price is only ever given for a trip that can be booked."""
+    _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=timezone.now())
     return pricing.price(car.hourly_price, car.daily_price, starts_at, ends_at)
 
 
@@ -283,15 +323,14 @@ def booking_request(
 ) -> Booking:
     """Ask for the car (or book it outright when it is instant-book); BookingError if refused."""
     now = timezone.now()
-    _check_request_rules(renter=renter, car=car, starts_at=starts_at, ends_at=ends_at, now=now)
-    # The constraint still counts overdue requests until they are marked expired: expire this
-    # car's now, in their own transaction, so they stop blocking this request whatever happens
-    # to it (STYLE §5).
+    _check_period(starts_at, ends_at)
+    _check_request_rules(renter=renter, car=car, ends_at=ends_at)
+    # Overdue requests do not count here (holds_that_matter leaves them out)...
+    hold_period = _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
+    # ...but the constraint still counts them until they are marked expired: expire this car's
+    # now, in their own transaction, so they stop blocking this request whatever happens to it
+    # (STYLE §5).
     bookings_expire_unanswered(now=now, car_id=car.pk)
-    hold_period = DateTimeTZRange(
-        starts_at, ends_at + datetime.timedelta(minutes=car.buffer_minutes)
-    )
-    _assert_period_free(car=car, period=hold_period, now=now)
     quote = pricing.price(car.hourly_price, car.daily_price, starts_at, ends_at)
     return _insert_or_refuse(
         _booking_insert,

@@ -119,11 +119,12 @@ def _booking_context(request: HtmxRequest, car: Car, form: forms.BookingPeriodFo
         try:
             quote = services.booking_quote(car=car, starts_at=starts_at, ends_at=ends_at)
         except services.BookingError as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            # The trip's own buffer must fit before the next hold too, as booking_request checks.
-            buffer = datetime.timedelta(minutes=car.buffer_minutes)
-            taken = selectors.busy_intervals(car=car, start=starts_at, end=ends_at + buffer)
+            form.add_error(None, str(refusal))  # the very words booking these times would get
+            if refusal.code == "not_available":
+                # Say when it is taken, so the renter can pick other times. The trip's own
+                # buffer must fit before the next hold too, as booking_request checks.
+                buffer = datetime.timedelta(minutes=car.buffer_minutes)
+                taken = selectors.busy_intervals(car=car, start=starts_at, end=ends_at + buffer)
     busy = selectors.busy_intervals(car=car, start=now, end=now + BUSY_AHEAD)
     return {
         "car": car,

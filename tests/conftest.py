@@ -54,6 +54,13 @@ def car(owner: User) -> Car:
 
 
 @pytest.fixture
+def public_car(owner: User) -> Car:
+    """The owner's car as renters find it: listed, with a healthy connection row (no simulator
+    vehicle behind it, so nothing may call it; connected_car has one)."""
+    return CarFactory(owner=owner, connected=True)
+
+
+@pytest.fixture
 def owner_client(client, owner):
     client.force_login(owner)
     return client

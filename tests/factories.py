@@ -13,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from accounts.models import User
-from vehicles.models import Car
+from vehicles.models import Car, ConnectionStatus, VehicleConnection
+from vehicles.provider import CONNECT_SCOPES
 
 
 def make_image_upload(
@@ -86,6 +87,7 @@ class RenterFactory(UserFactory):
 class CarFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Car
+        skip_postgeneration_save = True  # the connection row points at the car; nothing to save
 
     owner = factory.SubFactory(UserFactory)
     make = "VOLKSWAGEN"
@@ -106,3 +108,28 @@ class CarFactory(factory.django.DjangoModelFactory):
     min_duration_hours = 1
     max_duration_days = 14
     instant_book = True
+
+    class Params:
+        # connected=True: the car has a healthy connection row, so it is public (bookable as
+        # listed) without the simulator. For listings, search and booking rules only: nothing
+        # can call this car (connected_car connects a real simulator vehicle instead).
+        connected = factory.Trait(
+            connection=factory.RelatedFactory(
+                "tests.factories.VehicleConnectionFactory", factory_related_name="car"
+            )
+        )
+
+
+class VehicleConnectionFactory(factory.django.DjangoModelFactory):
+    """A healthy connection as Connect leaves it (lock and unlock granted), without tokens."""
+
+    class Meta:
+        model = VehicleConnection
+
+    car = factory.SubFactory(CarFactory)
+    vehicle_id = factory.Sequence(lambda n: f"row-vehicle-{n:06d}")
+    mode = "simulator"
+    status = ConnectionStatus.HEALTHY
+    scopes = factory.LazyFunction(
+        lambda: [scope.removeprefix("required:") for scope in CONNECT_SCOPES]
+    )

@@ -482,7 +482,8 @@ def _current_values(car: Car) -> dict[str, Any]:
 
 @router.get("/cars", response=CarPage, auth=None, summary="Search listed cars")
 def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, Any]:
-    """Listed cars with the browse page's filters, a page at a time (limit/offset)."""
+    """Public cars (listed, connected to the vehicle cloud, of a make it can lock and unlock
+    remotely) with the browse page's filters, a page at a time (limit/offset)."""
     viewer = optional_viewer(request)
     form = forms.CarSearchForm(data=params.model_dump(exclude={"limit", "offset"}))
     if not form.is_valid():
@@ -512,7 +513,8 @@ def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, A
 
 @router.get("/cars/{car_id}", response=CarOut, auth=None, summary="One car")
 def car_detail(request: HttpRequest, car_id: UUID) -> dict[str, Any]:
-    """A listed car; an unlisted one only for its owner (send X-Session-Token)."""
+    """A public car; any other (unlisted, not connected, ...) only for its owner (send
+    X-Session-Token), and 404 for everyone else."""
     viewer = optional_viewer(request)
     car = selectors.car_for_viewer(user=viewer, public_id=car_id)  # type: ignore[arg-type]
     return _car_out(request, car, viewer=viewer)

@@ -170,13 +170,15 @@ def load_demo_data() -> None:
 def demo_summary() -> str:
     cars = Car.objects.filter(owner__email__endswith=f"@{DEMO_DOMAIN}")
     connected = cars.filter(connections__status=ConnectionStatus.HEALTHY).distinct().count()
+    public = cars.public().count()
     return "\n".join(
         [
             f"Demo logins (password: {DEMO_PASSWORD}):",
             f"  admin   {ADMIN_EMAIL}",
             f"  owners  {', '.join(OWNER_EMAILS)}",
             f"  renters {', '.join(RENTER_EMAILS)}",
-            f"  {cars.count()} demo cars are listed, {connected} of them connected.",
+            f"  {cars.count()} demo cars are listed, {connected} of them connected, "
+            f"{public} public (renters find only those).",
         ]
     )
 

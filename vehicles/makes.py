@@ -54,3 +54,12 @@ SUPPORTED_MAKES: list[tuple[str, str]] = [
 
 MAKE_IDS: frozenset[str] = frozenset(make for make, _ in SUPPORTED_MAKES)
 MAKE_NAMES: dict[str, str] = dict(SUPPORTED_MAKES)
+
+# Makes whose cars the vehicle cloud cannot lock and unlock remotely (Smartcar offers them no
+# `control_security`). Owners may list them, but they are never public: carshare could not
+# open one for a renter (vehicles.models.CarQuerySet.public).
+NO_REMOTE_LOCK: frozenset[str] = frozenset({"MAZDA", "SKODA", "TOYOTA"})
+
+
+def can_lock_remotely(make: str) -> bool:
+    return make not in NO_REMOTE_LOCK

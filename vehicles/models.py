@@ -1,7 +1,9 @@
 """Car listings and their photos.
 
-A car is listed (bookable, visible in search) or unlisted; unlisting keeps the row, because
-bookings and keys will point at it. Invariants the database can hold live in Meta.constraints.
+A car is listed or unlisted; unlisting keeps the row, because bookings and keys will point at
+it. A listed car is public (in search, its page open to everyone, bookable) only while it can
+be used as listed: see CarQuerySet.public. Invariants the database can hold live in
+Meta.constraints.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from vehicles.makes import MAKE_NAMES, SUPPORTED_MAKES
+from vehicles.makes import MAKE_NAMES, NO_REMOTE_LOCK, SUPPORTED_MAKES
 
 MIN_YEAR = 2015  # the vehicle cloud connects cars of model year 2015 and newer
 DEFAULT_TIME_ZONE = "Europe/Amsterdam"
@@ -45,6 +47,35 @@ class Transmission(models.TextChoices):
 def normalise_plate(value: str) -> str:
     """'ab-123-c ' and 'AB 123 C' are the same plate: keep letters and digits, upper case."""
     return "".join(ch for ch in value.upper() if ch.isalnum())
+
+
+# The permission a connection needs for carshare to lock and unlock the car (Smartcar's).
+LOCK_PERMISSION = "control_security"
+
+
+class CarQuerySet(models.QuerySet["Car"]):
+    """`public()` is the one rule for "bookable as listed", used by search, the car page, the
+    API and booking alike: listed, of a make the vehicle cloud can lock and unlock remotely,
+    with a healthy connection that was granted lock and unlock. A car that fails it could not
+    be opened for a renter, so nobody but its owner may find it."""
+
+    def public(self) -> CarQuerySet:
+        return self.filter(_public_condition())
+
+    def with_public(self) -> CarQuerySet:
+        """Annotate `is_public` with the same rule (no extra query)."""
+        return self.annotate(
+            is_public=ExpressionWrapper(_public_condition(), output_field=BooleanField())
+        )
+
+
+def _public_condition() -> Q:
+    lockable_connection = VehicleConnection.objects.filter(
+        car=OuterRef("pk"),
+        status=ConnectionStatus.HEALTHY,
+        scopes__contains=[LOCK_PERMISSION],
+    )
+    return Q(is_listed=True) & ~Q(make__in=NO_REMOTE_LOCK) & Q(Exists(lockable_connection))
 
 
 class Car(models.Model):
@@ -138,6 +169,8 @@ class Car(models.Model):
     is_listed = models.BooleanField(_("listed"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CarQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Exists, F, FloatField, OuterRef, Prefetch, QuerySet, Value
+from django.db.models import (
+    Exists,
+    F,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import ACos, Cos, Greatest, Least, Radians, Sin
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from vehicles.makes import can_lock_remotely
 from vehicles.models import (
     COMMAND_PENDING,
     Car,
@@ -91,24 +105,99 @@ def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
 
 
 def car_for_viewer(*, user: User, public_id: UUID | str) -> Car:
-    """A listed car for everyone, or an unlisted one for its owner; otherwise 404."""
+    """A public car (CarQuerySet.public) for everyone, any of theirs for its owner; otherwise
+    404, so nobody learns of a car they could not use as listed."""
     car = (
         Car.objects.select_related("owner")
         .prefetch_related("photos")
+        .with_public()
         .annotate(is_connected=_healthy_connection())
         .filter(public_id=public_id)
         .first()
     )
-    if car is None or not (car.is_listed or (user.is_authenticated and car.owner_id == user.pk)):
+    if car is None or not (car.is_public or (user.is_authenticated and car.owner_id == user.pk)):
         raise Http404("No such car.")
     return car
 
 
 def cars_of_owner(*, user: User) -> QuerySet[Car]:
+    """The owner's cars, each with what car_not_public_reason needs (no query per car)."""
     return (
-        Car.objects.filter(owner=user)
+        _with_public_facts(Car.objects.filter(owner=user))
         .prefetch_related("photos")
         .order_by("-is_listed", "-created_at")
+    )
+
+
+# --- Public or not: the rule lives in CarQuerySet.public; this says why not -----------------
+
+
+@dataclass(frozen=True)
+class NotPublic:
+    """Why a car is not public, for its owner: what to say and where to fix it."""
+
+    code: str  # unlisted, make_cannot_lock, not_connected, connection_expired, lock_not_granted
+    message: str | Promise
+    fix_url: str
+    fix_label: str | Promise
+
+
+def _live_connection_status() -> Subquery:
+    return Subquery(
+        VehicleConnection.objects.filter(car=OuterRef("pk"))
+        .exclude(status=ConnectionStatus.DISCONNECTED)
+        .values("status")[:1]
+    )
+
+
+def _with_public_facts(cars: QuerySet[Car]) -> QuerySet[Car]:
+    return cars.with_public().annotate(live_connection_status=_live_connection_status())
+
+
+def car_not_public_reason(car: Car, *, fresh: bool = False) -> NotPublic | None:
+    """None when the car is public (by CarQuerySet's rule, so the two never disagree); otherwise
+    the first thing standing in the way, in the order the owner would fix them. Uses
+    cars_of_owner's annotations unless `fresh`: then one query reads the car as it is now."""
+    if fresh or not hasattr(car, "live_connection_status"):
+        car = _with_public_facts(Car.objects.filter(pk=car.pk)).get()
+    if car.is_public:
+        return None
+    page = car.get_absolute_url()
+    if not car.is_listed:
+        return NotPublic(
+            "unlisted",
+            _("Not public: you unlisted it"),
+            page,
+            _("List it again"),
+        )
+    if not can_lock_remotely(car.make):
+        return NotPublic(
+            "make_cannot_lock",
+            _("Not public: this make can't be locked remotely"),
+            reverse("vehicles:car_edit", args=[car.public_id]),
+            _("Check the make"),
+        )
+    connect = f"{page}#car-connection"
+    if car.live_connection_status is None:
+        return NotPublic(
+            "not_connected",
+            _("Not public: connect the car to the vehicle cloud"),
+            connect,
+            _("Connect it"),
+        )
+    if car.live_connection_status == ConnectionStatus.UNHEALTHY:
+        return NotPublic(
+            "connection_expired",
+            _("Not public: reconnect: the connection expired"),
+            connect,
+            _("Reconnect it"),
+        )
+    # Healthy, but granted without lock and unlock (Connect now refuses such a grant).
+    return NotPublic(
+        "lock_not_granted",
+        _("Not public: reconnect and allow carshare to lock and unlock the car"),
+        connect,
+        _("Reconnect it"),
     )
 
 
@@ -123,9 +212,10 @@ def _distance_km(lat: Decimal, lng: Decimal) -> Any:
 
 
 def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
-    """Listed cars matching cleaned CarSearchForm data, sorted as asked; with available_from
-    and available_to, only cars free for that whole trip (see register_availability_filter)."""
-    cars = Car.objects.filter(is_listed=True).prefetch_related("photos")
+    """Public cars (CarQuerySet.public) matching cleaned CarSearchForm data, sorted as asked;
+    with available_from and available_to, only cars free for that whole trip (see
+    register_availability_filter)."""
+    cars = Car.objects.public().prefetch_related("photos")
     if city := (filters.get("city") or "").strip():
         cars = cars.filter(city__iexact=city)
     if make := filters.get("make"):

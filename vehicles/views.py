@@ -210,7 +210,9 @@ def _back(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 
 @login_required
 def my_cars(request: AuthedHtmxRequest) -> HttpResponse:
-    cars = selectors.cars_of_owner(user=request.user)
+    cars = list(selectors.cars_of_owner(user=request.user))
+    for car in cars:
+        car.not_public = selectors.car_not_public_reason(car)  # type: ignore[attr-defined]
     return render(request, "vehicles/my_cars.html", {"cars": cars})
 
 

@@ -88,7 +88,8 @@ def test_instant_book_is_a_real_boolean(client, car, value):
 
 
 @pytest.mark.parametrize(("value", "count"), [("true", 0), ("on", 0), ("false", 1), ("", 1)])
-def test_instant_book_filters_as_on_the_browse_page(client, car, value, count):
+def test_instant_book_filters_as_on_the_browse_page(client, public_car, value, count):
+    car = public_car
     car.instant_book = False
     car.save(update_fields=["instant_book"])
 

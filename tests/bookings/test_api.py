@@ -220,12 +220,13 @@ def test_a_renter_without_a_licence_is_400_no_licence(client, connected_car, str
     assert "driving licence" in error["message"]
 
 
-def test_an_unconnected_car_is_400_not_connected(client, car, renter_auth):
+def test_an_unconnected_car_is_404(client, car, renter_auth):
+    # Not public until it can be opened for a renter, so to renters it is not there at all.
     response = client.post(
         BOOKINGS, body(car, at(3), at(3, hour=14)), content_type=JSON, headers=renter_auth
     )
 
-    assert_error(response, 400, "not_connected")
+    assert_error(response, 404, "not_found")
 
 
 def test_an_unknown_or_unlisted_car_is_404(client, car, renter_auth):
@@ -612,8 +613,8 @@ def test_an_unlisted_cars_availability_is_for_its_owner_only(
         ({"from": "9999-12-31T23:00Z"}, "from"),
     ],
 )
-def test_bad_availability_parameters_are_400(client, car, params, field):
-    assert_error(client.get(availability_url(car), params), 400, "invalid", field)
+def test_bad_availability_parameters_are_400(client, public_car, params, field):
+    assert_error(client.get(availability_url(public_car), params), 400, "invalid", field)
 
 
 # --- Anything at all --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import zoneinfo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
+from django.utils import timezone
 
 from bookings import selectors as booking_selectors
 from bookings import services
@@ -53,7 +54,7 @@ def free_in_api(client, start: datetime.datetime, end: datetime.datetime) -> set
 
 @pytest.fixture
 def free_car(owner) -> Car:
-    return CarFactory(owner=owner, model="Free Car")
+    return CarFactory(owner=owner, model="Free Car", connected=True)
 
 
 @pytest.fixture(params=["page", "api"])
@@ -76,7 +77,8 @@ def test_a_pending_request_excludes_until_it_is_overdue(free, requested_booking,
     assert free(start, start + H) == {"Golf", "Free Car"}
 
 
-def test_an_owner_block_excludes_the_car(free, car, owner, free_car):
+def test_an_owner_block_excludes_the_car(free, public_car, owner, free_car):
+    car = public_car
     start = hour_from_now(days=2)
     services.block_create(car=car, user=owner, starts_at=start, ends_at=start + 5 * H)
     assert free(start + H, start + 2 * H) == {"Free Car"}
@@ -105,6 +107,21 @@ def test_cancelled_and_declined_bookings_free_the_car(free, request_car, renter,
     cancelled = request_booking(request_car, renter, starts_at=start)
     services.booking_cancel(booking=cancelled, user=renter)
     assert free(start, start + 2 * H) == {"Golf"}
+
+
+@pytest.mark.parametrize("how", ["early", "on_time"])
+def test_a_finished_trip_keeps_its_buffer_in_search(free, active_booking, renter, clock, how):
+    if how == "early":  # an hour into a four-hour trip
+        clock.move_to(active_booking.starts_at + H, tick=False)
+        services.booking_end(booking=active_booking, user=renter)
+    else:
+        clock.move_to(active_booking.ends_at, tick=False)
+        services.booking_complete(booking_id=active_booking.pk)
+    ended = timezone.now()  # the clock stands still: this is the actual end
+    buffer = datetime.timedelta(minutes=30)
+    soon = ended + datetime.timedelta(minutes=2)
+    assert free(soon, soon + H) == set()  # inside the owner's buffer after the actual end
+    assert free(ended + buffer, ended + buffer + H) == {"Golf"}
 
 
 def test_the_filter_adds_no_query(confirmed_booking, free_car, django_assert_num_queries):

@@ -22,6 +22,7 @@ from tests.factories import CarFactory, RenterFactory
 
 B = BookingStatus
 H = datetime.timedelta(hours=1)
+BUFFER = datetime.timedelta(minutes=30)  # the factory car's time between trips
 
 
 def moves(booking: Booking) -> list[tuple[str, str, int | None]]:
@@ -541,7 +542,8 @@ def test_the_trip_clock_starts_and_completes_only_when_due(confirmed_booking, cl
         (B.ACTIVE, B.COMPLETED),
     ]
     assert {m[2] for m in moves(booking)[-2:]} == {None}
-    assert not Hold.objects.filter(booking=booking).exists()
+    hold = Hold.objects.get(booking=booking)  # the owner's buffer after the trip stays
+    assert (hold.period.lower, hold.period.upper) == (booking.ends_at, booking.ends_at + BUFFER)
 
 
 def test_only_a_trip_ending_within_the_hour_gets_an_end_eta(
@@ -572,8 +574,62 @@ def test_the_renter_ends_a_trip_early(active_booking, renter, request_car, clock
     assert moves(booking)[-1] == (B.ACTIVE, B.COMPLETED, renter.pk)
     assert booking.cancellation_fee is None
     assert booking.refund is None
-    assert not Hold.objects.filter(booking=booking).exists()
+    hold = Hold.objects.get(booking=booking)  # shrunk to the buffer after the actual end
+    assert (hold.period.lower, hold.period.upper) == (booking.ended_at, booking.ended_at + BUFFER)
     assert services.booking_complete(booking_id=booking.pk) is None
+
+
+def _end_trip(booking: Booking, how: str, renter, clock) -> datetime.datetime:
+    """End `booking` early (an hour into it, by the renter) or on time (the trip clock); returns
+    the actual end."""
+    if how == "early":
+        clock.move_to(booking.starts_at + H, tick=False)
+        services.booking_end(booking=booking, user=renter)
+    else:
+        clock.move_to(booking.ends_at, tick=False)
+        services.booking_complete(booking_id=booking.pk)
+    return timezone.now()
+
+
+@pytest.mark.parametrize("how", ["early", "on_time"])
+def test_the_buffer_stays_after_the_actual_end(active_booking, renter, request_car, clock, how):
+    ended = _end_trip(active_booking, how, renter, clock)
+    assert active_booking.ends_at - active_booking.starts_at == 4 * H
+    next_renter = RenterFactory()
+    minutes = datetime.timedelta(minutes=1)
+    assert_refused(
+        "not_available",
+        lambda: request_booking(request_car, next_renter, starts_at=ended + 2 * minutes),
+    )
+    booking = request_booking(request_car, next_renter, starts_at=ended + BUFFER)
+    assert booking.status == B.REQUESTED
+
+
+def test_a_late_trip_clock_never_stretches_the_buffer_into_the_next_trip(
+    confirmed_booking, request_car, clock
+):
+    # The next trip starts right where this one's buffer ends; the clock completes this one
+    # 20 s late, which must not push the buffer onto the next trip's hold.
+    next_trip = request_booking(
+        request_car, RenterFactory(), starts_at=confirmed_booking.ends_at + BUFFER
+    )
+    clock.move_to(confirmed_booking.starts_at, tick=False)
+    services.booking_start(booking_id=confirmed_booking.pk)
+    clock.move_to(confirmed_booking.ends_at + datetime.timedelta(seconds=20), tick=False)
+    booking = services.booking_complete(booking_id=confirmed_booking.pk)
+    assert booking is not None
+    assert booking.status == B.COMPLETED
+    hold = Hold.objects.get(booking=booking)
+    assert hold.period.upper == booking.ends_at + BUFFER == next_trip.starts_at
+
+
+def test_a_trip_completed_after_its_buffer_leaves_no_hold(confirmed_booking, clock):
+    clock.move_to(confirmed_booking.starts_at, tick=False)
+    services.booking_start(booking_id=confirmed_booking.pk)
+    clock.move_to(confirmed_booking.ends_at + 2 * BUFFER, tick=False)  # the clock was down
+    booking = services.booking_complete(booking_id=confirmed_booking.pk)
+    assert booking is not None
+    assert not Hold.objects.filter(booking=booking).exists()
 
 
 def test_only_the_renter_ends_a_trip(active_booking, owner):
@@ -752,6 +808,11 @@ class _Model:
             overdue = b["status"] == B.REQUESTED and b["respond_by"] <= now
             if b["status"] in (B.REQUESTED, B.CONFIRMED, B.ACTIVE) and not overdue:
                 spans.append((b["start"], b["end"] + buffer))
+            if b["status"] == B.COMPLETED:
+                # The buffer from the actual end, unless it was over before the trip completed.
+                actual_end = min(b["ended"], b["end"])
+                if actual_end + buffer > b["ended"]:
+                    spans.append((actual_end, actual_end + buffer))
         return sorted(spans)
 
     def free(self, start, end, now, buffer) -> bool:
@@ -903,7 +964,7 @@ def test_random_lifecycles_match_a_simple_model(request_car, renter, owner, cloc
                     b["status"] = B.ACTIVE
                 if b["status"] == B.ACTIVE and b["end"] <= now:
                     assert services.booking_complete(booking_id=pk) is not None
-                    b["status"] = B.COMPLETED
+                    b["status"], b["ended"] = B.COMPLETED, now
 
         @invariant()
         def statuses_match(self):

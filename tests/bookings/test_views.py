@@ -96,10 +96,14 @@ def test_owner_opening_the_booking_page_goes_to_the_car(owner_client, instant_ca
     assert response["Location"] == instant_car.get_absolute_url()
 
 
-def test_unconnected_car_cannot_be_booked(renter_client, car):
-    html = renter_client.get(car.get_absolute_url()).content.decode()
-    assert "cannot be booked" in html
-    assert "Book now" not in html
+def test_unconnected_car_cannot_be_found_or_booked(renter_client, renter, car):
+    # Not public until it can be opened for a renter (tests/vehicles/test_public_cars.py).
+    assert renter_client.get(car.get_absolute_url()).status_code == 404
+    response = renter_client.post(
+        car_url("booking_request", car), period(car, hour_from_now(days=2))
+    )
+    assert response.status_code == 404
+    assert not Booking.objects.filter(renter=renter).exists()
 
 
 def test_quote_partial_shows_price_and_availability(renter_client, instant_car):
@@ -182,6 +186,57 @@ def test_quote_of_unlisted_car_is_404_for_others(renter_client, instant_car):
     instant_car.save(update_fields=["is_listed"])
     assert renter_client.get(car_url("booking_quote", instant_car)).status_code == 404
     assert renter_client.get(car_url("booking_request", instant_car)).status_code == 404
+
+
+def _quote_text(html: str) -> str:
+    """The #booking-quote region without the busy list under it."""
+    return html.split('id="booking-quote"')[1].split("busy-heading")[0]
+
+
+@pytest.mark.parametrize(
+    ("rules", "starts_in", "hours", "refusal"),
+    [
+        ({}, -3, 4, "The trip can&#x27;t start in the past."),
+        ({"min_notice_hours": 24}, 2, 4, "This car needs 24 hours notice: start the trip later."),
+        ({"min_duration_hours": 6}, 24, 2, "Trips with this car last at least 6 hours."),
+        ({"max_duration_days": 2}, 24, 3 * 24, "Trips with this car last at most 2 days."),
+    ],
+    ids=["past_start", "min_notice", "too_short", "too_long"],
+)
+def test_the_quote_refuses_what_booking_refuses(
+    renter_client, renter, instant_car, rules, starts_in, hours, refusal
+):
+    for field, value in rules.items():
+        setattr(instant_car, field, value)
+    instant_car.save()
+    times = period(instant_car, hour_from_now(hours=starts_in), hours=hours)
+
+    booked = renter_client.post(car_url("booking_request", instant_car), times)
+    assert booked.status_code == 200
+    assert refusal in _quote_text(booked.content.decode())
+    assert not Booking.objects.filter(renter=renter).exists()
+
+    for headers in (HTMX, {}):
+        quoted = renter_client.get(car_url("booking_quote", instant_car), times, headers=headers)
+        assert quoted.status_code == 200
+        quote = _quote_text(quoted.content.decode())
+        assert refusal in quote  # the same words as booking it
+        assert "€" not in quote  # and no price for a trip that cannot be booked
+        assert "quote-available" not in quote
+
+
+def test_the_quote_of_a_taken_time_says_what_booking_says(renter_client, instant_car):
+    starts_at = hour_from_now(days=2)
+    request_booking(instant_car, RenterFactory(), starts_at=starts_at, hours=4)
+    times = period(instant_car, starts_at + datetime.timedelta(hours=1), hours=1)
+    quote = _quote_text(
+        renter_client.get(
+            car_url("booking_quote", instant_car), times, headers=HTMX
+        ).content.decode()
+    )
+    assert str(services.ERROR_MESSAGES["not_available"]) in quote
+    assert "€" not in quote
+    assert "taken from" in quote  # and when it is taken, to pick other times
 
 
 # --- requesting and booking ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A new owner signs up, verifies the email, lists a car with a photo and finds it in search."""
+"""A new owner signs up, verifies the email, lists a car with a photo, learns on My cars that
+renters cannot find it until it is connected, and finds it in search once it is."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import Page, expect
 
-from tests.factories import make_image_upload
+from tests.factories import VehicleConnectionFactory, make_image_upload
 from vehicles.models import Car
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,6 +61,16 @@ def test_sign_up_verify_list_a_car_and_find_it(page: Page, live_server, tmp_path
     assert car.owner.email == email
     assert car.photos.count() == 1
 
+    page.goto(f"{live_server.url}/my/cars/")
+    expect(page.get_by_text("Not public: connect the car to the vehicle cloud")).to_be_visible()
+    page.goto(f"{live_server.url}/cars/?city=Utrecht")
+    expect(page.get_by_role("link", name=re.compile("Kia EV6"))).to_have_count(0)
+
+    # Connecting through Smartcar Connect is test_connect_browser's journey; here the
+    # connection row it leaves behind.
+    VehicleConnectionFactory(car=car)
+    page.goto(f"{live_server.url}/my/cars/")
+    expect(page.get_by_text("Not public")).to_have_count(0)
     page.goto(f"{live_server.url}/cars/?city=Utrecht")
     result = page.get_by_role("link", name=re.compile("Kia EV6"))
     expect(result.first).to_be_visible()

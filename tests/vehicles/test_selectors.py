@@ -40,7 +40,8 @@ def test_car_for_owner_gives_anonymous_404(car):
         selectors.car_for_owner(user=AnonymousUser(), public_id=car.public_id)
 
 
-def test_car_for_viewer_shows_a_listed_car_to_anyone(car, stranger):
+def test_car_for_viewer_shows_a_public_car_to_anyone(stranger):
+    car = CarFactory(connected=True)  # listed and bookable as listed (see test_public_cars.py)
     assert selectors.car_for_viewer(user=AnonymousUser(), public_id=car.public_id) == car
     assert selectors.car_for_viewer(user=stranger, public_id=car.public_id) == car
 
@@ -66,61 +67,61 @@ def test_cars_of_owner_lists_listed_first_then_unlisted(owner):
 
 
 def test_search_leaves_out_unlisted_cars():
-    listed = CarFactory()
-    services.car_unlist(car=CarFactory())
+    listed = CarFactory(connected=True)
+    services.car_unlist(car=CarFactory(connected=True))
     assert search() == [listed]
 
 
 def test_search_by_city_ignores_case():
-    amsterdam = CarFactory(city="Amsterdam")
-    CarFactory(city="Utrecht")
+    amsterdam = CarFactory(connected=True, city="Amsterdam")
+    CarFactory(connected=True, city="Utrecht")
     assert search(city="amsterdam ") == [amsterdam]
 
 
 def test_search_by_make():
-    tesla = CarFactory(make="TESLA")
-    CarFactory(make="VOLKSWAGEN")
+    tesla = CarFactory(connected=True, make="TESLA")
+    CarFactory(connected=True, make="VOLKSWAGEN")
     assert search(make="TESLA") == [tesla]
 
 
 def test_search_by_price_range():
-    CarFactory(hourly_price=Decimal("5.00"), daily_price=Decimal("30.00"))
-    middle = CarFactory(hourly_price=Decimal("10.00"), daily_price=Decimal("60.00"))
-    CarFactory(hourly_price=Decimal("15.00"), daily_price=Decimal("90.00"))
+    CarFactory(connected=True, hourly_price=Decimal("5.00"), daily_price=Decimal("30.00"))
+    middle = CarFactory(connected=True, hourly_price=Decimal("10.00"), daily_price=Decimal("60.00"))
+    CarFactory(connected=True, hourly_price=Decimal("15.00"), daily_price=Decimal("90.00"))
     assert search(min_price="10", max_price="10") == [middle]
     assert len(search(min_price="6")) == 2
     assert len(search(max_price="14.99")) == 2
 
 
 def test_search_by_seats_at_least():
-    CarFactory(seats=2)
-    van = CarFactory(seats=7)
+    CarFactory(connected=True, seats=2)
+    van = CarFactory(connected=True, seats=7)
     assert search(seats="5") == [van]
 
 
 def test_search_by_fuel():
-    electric = CarFactory(fuel_type="electric")
-    CarFactory(fuel_type="diesel")
+    electric = CarFactory(connected=True, fuel_type="electric")
+    CarFactory(connected=True, fuel_type="diesel")
     assert search(fuel_type="electric") == [electric]
 
 
 def test_search_by_transmission():
-    automatic = CarFactory(transmission="automatic")
-    CarFactory(transmission="manual")
+    automatic = CarFactory(connected=True, transmission="automatic")
+    CarFactory(connected=True, transmission="manual")
     assert search(transmission="automatic") == [automatic]
 
 
 def test_search_instant_book_only():
-    instant = CarFactory(instant_book=True)
-    CarFactory(instant_book=False)
+    instant = CarFactory(connected=True, instant_book=True)
+    CarFactory(connected=True, instant_book=False)
     assert search(instant_book="on") == [instant]
     assert len(search()) == 2
 
 
 def test_search_within_radius_sorted_by_distance():
-    rotterdam = CarFactory(**ROTTERDAM)
-    utrecht = CarFactory(**UTRECHT)
-    amsterdam = CarFactory(**AMSTERDAM)
+    rotterdam = CarFactory(connected=True, **ROTTERDAM)
+    utrecht = CarFactory(connected=True, **UTRECHT)
+    amsterdam = CarFactory(connected=True, **AMSTERDAM)
     here = {"lat": "52.370000", "lng": "4.890000"}
     assert search(**here, radius_km="40", sort="distance") == [amsterdam, utrecht]
     nearest = search(**here, sort="distance")
@@ -129,8 +130,8 @@ def test_search_within_radius_sorted_by_distance():
 
 
 def test_search_sorts_by_price_both_ways_and_newest():
-    cheap = CarFactory(hourly_price=Decimal("5.00"))
-    dear = CarFactory(hourly_price=Decimal("20.00"), daily_price=Decimal("100.00"))
+    cheap = CarFactory(connected=True, hourly_price=Decimal("5.00"))
+    dear = CarFactory(connected=True, hourly_price=Decimal("20.00"), daily_price=Decimal("100.00"))
     assert search(sort="price") == [cheap, dear]
     assert search(sort="-price") == [dear, cheap]
     assert search(sort="newest") == [dear, cheap]

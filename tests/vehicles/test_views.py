@@ -166,7 +166,8 @@ def test_refused_edit_keeps_the_saved_car(owner_client, car):
     assert car.model == "Golf"
 
 
-def test_unlist_hides_the_car_from_browse_and_relist_brings_it_back(owner_client, car):
+def test_unlist_hides_the_car_from_browse_and_relist_brings_it_back(owner_client, public_car):
+    car = public_car
     assert car.get_absolute_url() in owner_client.get(BROWSE).content.decode()
 
     response = owner_client.post(url("car_unlist", car))
@@ -281,7 +282,8 @@ def test_my_cars_shows_listed_and_unlisted_with_thumbnails(
 # --- detail ----------------------------------------------------------------------------------
 
 
-def test_detail_shows_the_car_to_anyone(client, car):
+def test_detail_shows_the_car_to_anyone(client, public_car):
+    car = public_car
     photo = with_photos(car).photos.get()
     response = client.get(car.get_absolute_url())
     html = response.content.decode()
@@ -314,7 +316,9 @@ def test_owner_sees_their_unlisted_car_with_relist(owner_client, car):
 
 
 def test_browse_shows_result_cards(client):
-    car = with_photos(CarFactory(hourly_price=Decimal("7.5"), daily_price=Decimal("45")))
+    car = with_photos(
+        CarFactory(connected=True, hourly_price=Decimal("7.5"), daily_price=Decimal("45"))
+    )
     response = client.get(BROWSE)
     html = response.content.decode()
     assert response.status_code == 200
@@ -330,7 +334,7 @@ def test_browse_shows_result_cards(client):
 
 
 def test_browse_shows_distance_when_searching_near_a_place(client):
-    CarFactory()
+    CarFactory(connected=True)
     html = client.get(BROWSE, {"lat": "52.370000", "lng": "4.890000", "sort": "distance"})
     assert "0.7 km away" in html.content.decode()
 
@@ -349,8 +353,9 @@ def test_browse_shows_distance_when_searching_near_a_place(client):
     ],
 )
 def test_browse_filters(client, params, shown, hidden):
-    CarFactory(model="Amsterdam Car")
+    CarFactory(connected=True, model="Amsterdam Car")
     CarFactory(
+        connected=True,
         model="Utrecht Car",
         make="TESLA",
         city="Utrecht",
@@ -394,7 +399,7 @@ def test_browse_filters(client, params, shown, hidden):
     ],
 )
 def test_browse_with_bad_filters_shows_errors(client, params, error):
-    CarFactory(model="Any Car")
+    CarFactory(connected=True, model="Any Car")
     response = client.get(BROWSE, params)
     html = response.content.decode()
     assert response.status_code == 200
@@ -406,7 +411,12 @@ def test_browse_with_bad_filters_shows_errors(client, params, error):
 def test_browse_pages_and_survives_bad_page_numbers(client, settings):
     settings.CARSHARE_SEARCH_PAGE_SIZE = 2
     for price in range(1, 6):  # five cars, three pages, cheapest first
-        CarFactory(model=f"Car {price}", hourly_price=Decimal(price), daily_price=Decimal(50))
+        CarFactory(
+            connected=True,
+            model=f"Car {price}",
+            hourly_price=Decimal(price),
+            daily_price=Decimal(50),
+        )
 
     page_two = client.get(BROWSE, {"page": "2", "city": "Amsterdam"}).content.decode()
     assert "Car 3" in page_two
@@ -424,7 +434,7 @@ def test_browse_pages_and_survives_bad_page_numbers(client, settings):
 
 
 def test_browse_with_htmx_returns_only_the_results(client):
-    CarFactory(model="Golf")
+    CarFactory(connected=True, model="Golf")
     response = client.get(BROWSE, {"city": "Amsterdam"}, headers={"HX-Request": "true"})
     html = response.content.decode()
     assert response.status_code == 200
@@ -448,7 +458,7 @@ def test_browse_page_works_without_javascript(client):
 @pytest.mark.parametrize("cars", [1, 6])
 def test_browse_query_count_does_not_grow_with_results(client, django_assert_num_queries, cars):
     for _ in range(cars):
-        with_photos(CarFactory(), 2)
+        with_photos(CarFactory(connected=True), 2)
     with django_assert_num_queries(3):  # count, cars, photos
         response = client.get(BROWSE)
     assert response.content.decode().count('class="card"') == cars
@@ -470,7 +480,7 @@ def test_browse_by_dates_query_count_does_not_grow_with_results(
 ):
     start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
     for n in range(cars):
-        car = with_photos(CarFactory(owner=owner), 2)
+        car = with_photos(CarFactory(connected=True, owner=owner), 2)
         # Holds outside the searched range, so every car is still a result.
         block_start = start + datetime.timedelta(days=2 + n % 3)
         services_bookings.block_create(
@@ -488,7 +498,10 @@ def test_browse_by_dates_works_inside_another_query(owner):
     """The availability test is SQL written against the outer car's columns: it must still
     point at the right car when the search becomes a subquery (its aliases are renamed)."""
     start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
-    taken, free = CarFactory(owner=owner, model="Taken"), CarFactory(owner=owner, model="Free")
+    taken, free = (
+        CarFactory(connected=True, owner=owner, model="Taken"),
+        CarFactory(connected=True, owner=owner, model="Free"),
+    )
     services_bookings.block_create(
         car=taken, user=owner, starts_at=start + HOUR, ends_at=start + 2 * HOUR
     )
@@ -502,7 +515,7 @@ def test_browse_by_dates_works_inside_another_query(owner):
 
 
 def test_browse_cards_name_fuel_and_transmission(client):
-    CarFactory(fuel_type="electric", transmission="automatic")
+    CarFactory(connected=True, fuel_type="electric", transmission="automatic")
     html = client.get(BROWSE).content.decode()
     assert "<li>Electric</li>" in html
     assert "<li>Automatic</li>" in html
