@@ -12,7 +12,8 @@ never 403) and turns a KeyRefused into the error envelope, keeping its code:
 - 429 `rate_limited`, with Retry-After in seconds;
 - 403 `not_allowed`: you can see the key, but the action is someone else's (revoking a trip
   key, sharing a co-driver's key);
-- 400 for a rule the input broke: `no_such_user` (service keys), `not_eligible`, `invalid_window`; malformed
+- 400 for a rule the input broke: `not_eligible` (for a service key also when the address has no
+  verified account: the answer is the same whether it has an account or not), `invalid_window`; malformed
   input is the API's usual 400 `invalid` with fields.
 
 Times travel as ISO 8601 with an offset (or Z), as in the bookings API: a naive time is refused
@@ -500,8 +501,8 @@ def service_key_create(
     """A key for a technician (a carshare account with a verified email) for a window of at
     most 14 days, e.g. for cleaning or a repair; the window blocks bookings like your own
     block, and the car is locked at its end. Owner only (anyone else gets 404). 409
-    `not_available` when a trip or block takes part of the window; 400 `no_such_user`,
-    `not_eligible` or `invalid_window`."""
+    `not_available` when a trip or block takes part of the window; 400 `not_eligible`
+    (the same for an unknown address as for an unverified one) or `invalid_window`."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
     try:
         key = grants.service_key_issue(

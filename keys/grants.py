@@ -298,15 +298,18 @@ def _check_service_key(
     if ends_at - starts_at > MAX_SERVICE_WINDOW:
         raise KeyRefused("invalid_window", _("A service key lasts at most 14 days."))
     technician = _user_by_email(email)
-    if technician is None:
-        raise KeyRefused(
-            "no_such_user",
-            _("Nobody with that email has a carshare account; ask them to sign up first."),
-        )
-    if technician.pk == car.owner_id:
+    if technician is not None and technician.pk == car.owner_id:
         raise KeyRefused("not_eligible", _("You don't need a key to your own car."))
-    if not _has_verified_email(technician):
-        raise KeyRefused("not_eligible", _("The technician must verify their email address first."))
+    if technician is None or not _has_verified_email(technician):
+        # One answer for "no account" and "not verified yet": anyone can list a car, so a
+        # different one would tell them which addresses have a carshare account.
+        raise KeyRefused(
+            "not_eligible",
+            _(
+                "The technician needs a carshare account with a verified email address: ask "
+                "them to sign up or to verify their email, then try again."
+            ),
+        )
     return technician
 
 

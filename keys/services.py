@@ -53,8 +53,8 @@ class KeyRefused(Exception):
     """The rules refuse; str(error) can be shown as is and .code tells programs which rule.
 
     Codes: key_not_active (outside the window, revoked, expired), rate_limited (retry_after
-    seconds), not_available (a service window overlaps a trip or block), no_such_user,
-    not_eligible, invalid_window, not_allowed, plus vehicles' not_connected/needs_reconnecting.
+    seconds), not_available (a service window overlaps a trip or block), no_such_user (a share
+    to an unknown address; never shown to the sharer), not_eligible, invalid_window, not_allowed, plus vehicles' not_connected/needs_reconnecting.
     """
 
     def __init__(self, code: str, message: str, *, retry_after: int | None = None) -> None:

@@ -24,7 +24,7 @@ from tests.api.conftest import session_token
 from tests.api.helpers import assert_error
 from tests.api.test_errors import FUZZ, assert_handled, json_values
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
-from tests.factories import CarFactory, RenterFactory
+from tests.factories import CarFactory, RenterFactory, UserFactory
 from tests.vehicles.fixtures_cloud import connect_car
 from vehicles.models import Car, CommandStatus, VehicleCommand
 
@@ -488,7 +488,7 @@ def test_service_key_for_a_free_window_and_409_over_a_trip(
 @pytest.mark.parametrize(
     ("change", "status", "code"),
     [
-        ({"email": "nobody@example.test"}, 400, "no_such_user"),
+        ({"email": "nobody@example.test"}, 400, "not_eligible"),
         ({"email": "owner@example.test"}, 400, "not_eligible"),
         ({"ends_at": "START"}, 400, "invalid_window"),
         ({"ends_at": "START+15d"}, 400, "invalid_window"),
@@ -512,6 +512,25 @@ def test_service_key_refusals_have_codes(
     )
 
     assert_error(response, status, code)
+    assert not DigitalKey.objects.exists()
+
+
+def test_a_service_key_answers_alike_for_no_account_and_an_unverified_one(
+    client, connected_car, owner
+):
+    UserFactory(email="new@example.test", verified=False)
+    start = hour_from_now(days=2)
+    answers = [
+        client.post(
+            car_url(connected_car, "service-keys"),
+            {"email": email, "starts_at": iso(start), "ends_at": iso(start + H)},
+            content_type=JSON,
+            headers=auth(owner),
+        )
+        for email in ("new@example.test", "nobody@example.test")
+    ]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json()
     assert not DigitalKey.objects.exists()
 
 

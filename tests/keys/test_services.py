@@ -617,7 +617,7 @@ def test_staff_may_give_out_service_keys(connected_car, admin, technician):
 
 @pytest.mark.parametrize(
     ("email", "code"),
-    [("nobody@example.test", "no_such_user"), ("owner@example.test", "not_eligible")],
+    [("nobody@example.test", "not_eligible"), ("owner@example.test", "not_eligible")],
 )
 def test_service_key_recipient_rules(connected_car, owner, email, code):
     start = hour_from_now(days=1)
@@ -633,6 +633,23 @@ def test_a_technician_must_be_verified(connected_car, owner):
     unverified = UserFactory(email="new@example.test", verified=False)
     error = refused("not_eligible", lambda: issue_service_key(connected_car, owner, unverified))
     assert "verify" in str(error)
+
+
+def test_a_service_key_answers_alike_for_no_account_and_an_unverified_one(connected_car, owner):
+    # Anyone can list a car: the answer must not tell them which addresses have an account.
+    UserFactory(email="new@example.test", verified=False)
+    start = hour_from_now(days=1)
+    answers = [
+        refused(
+            "not_eligible",
+            lambda email=email: grants.service_key_issue(
+                car=connected_car, user=owner, email=email, starts_at=start, ends_at=start + H
+            ),
+        )
+        for email in ("new@example.test", "nobody@example.test")
+    ]
+    assert str(answers[0]) == str(answers[1])
+    assert "sign up" in str(answers[0])
 
 
 @pytest.mark.parametrize(

@@ -683,7 +683,7 @@ def test_service_key_form_errors_save_nothing(connected_car, owner, renter, tech
         ({}, "This field is required."),
         (
             service_data(connected_car, "nobody@example.test", start + datetime.timedelta(days=1)),
-            "Nobody with that email",
+            "needs a carshare account with a verified email",
         ),
         (service_data(connected_car, technician.email, start), "booked or blocked"),
         (service_data(connected_car, technician.email, start, hours=24 * 15), "at most 14 days"),
