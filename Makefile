@@ -11,9 +11,11 @@ export DJANGO_SETTINGS_MODULE := carshare.settings
 
 .PHONY: run test simulator lint format check bench services-up services-down clean
 
-$(VENV)/.installed: requirements.txt
+# Production installs requirements.txt alone; every target here also needs the development,
+# test and lint tools of requirements-dev.txt (which includes requirements.txt).
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 ## Web, Celery workers and beat (honcho over the Procfile), embedded servers and the vehicle-cloud
