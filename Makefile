@@ -34,9 +34,11 @@ test: $(VENV)/.installed
 simulator: $(VENV)/.installed
 	$(PY) -m simulator
 
+## ruff (lint and format) and the import layers (import-linter).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
