@@ -34,11 +34,12 @@ test: $(VENV)/.installed
 simulator: $(VENV)/.installed
 	$(PY) -m simulator
 
-## ruff (lint and format) and the import layers (import-linter).
+## ruff (lint and format), the import layers (import-linter) and the types (mypy, django-stubs).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

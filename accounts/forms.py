@@ -84,7 +84,8 @@ class ProfileForm(forms.ModelForm):
         return expires_on
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         # A field that failed its own check is already explained; don't call it missing too.
         if any(name in self.errors for name in LICENCE_FIELDS):
             return cleaned

@@ -29,6 +29,7 @@ from carshare.adminlib import (
     car_range,
     car_time,
     short_id,
+    staff_user,
 )
 
 
@@ -60,9 +61,10 @@ class PeriodStartFilter(admin.SimpleListFilter):
             "month": (midnight, midnight + 30 * day),
             "later": (midnight + 30 * day, None),
         }
-        if self.value() not in ranges:
+        value = self.value()
+        if value not in ranges:
             return None
-        low, high = ranges[self.value()]
+        low, high = ranges[value]
         if low is not None:
             queryset = queryset.filter(**{f"{self.field}__gte": low})
         if high is not None:
@@ -72,7 +74,7 @@ class PeriodStartFilter(admin.SimpleListFilter):
 
 class BookingEventInline(ReadOnlyInline):
     model = BookingEvent
-    fields = ["when", "actor", "old_status", "new_status", "reason"]
+    fields = ("when", "actor", "old_status", "new_status", "reason")
     readonly_fields = fields
     when = car_time("at", "at", car="booking__car")
 
@@ -106,7 +108,7 @@ class BookingAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["car__owner", "renter"]
     date_hierarchy = "requested_at"
-    readonly_fields = [
+    readonly_fields = (
         "public_id",
         "car",
         "renter",
@@ -126,7 +128,7 @@ class BookingAdmin(ReadOnlyAdmin):
         "started",
         "ended",
         "reminder_sent",
-    ]
+    )
     fields = readonly_fields
     inlines = [BookingEventInline]
     short_id = short_id
@@ -185,7 +187,7 @@ class BookingAdmin(ReadOnlyAdmin):
             try:
                 # The same service as the renter's and owner's cancel: the event row names
                 # this admin, the renter is refunded in full, both are told.
-                services.booking_cancel(booking=booking, user=request.user, reason=reason)
+                services.booking_cancel(booking=booking, user=staff_user(request), reason=reason)
             except services.BookingError as refusal:
                 self.message_user(request, f"{booking}: {refusal}", messages.ERROR)
             else:
@@ -204,7 +206,7 @@ class CarBlockAdmin(ReadOnlyAdmin):
     list_filter = ["reason", ("car", admin.RelatedOnlyFieldListFilter), PeriodStartFilter]
     search_fields = ["public_id", "car__licence_plate", "car__owner__email", "note"]
     list_select_related = ["car", "created_by"]
-    readonly_fields = ["public_id", "car", "blocked", "reason", "note", "created_by", "created"]
+    readonly_fields = ("public_id", "car", "blocked", "reason", "note", "created_by", "created")
     fields = readonly_fields
     actions = ["remove_blocks"]
     blocked = car_range("period", "blocked")
@@ -219,7 +221,7 @@ class CarBlockAdmin(ReadOnlyAdmin):
         removed = 0
         for block in queryset.select_related("car"):
             try:
-                services.block_delete(block=block, user=request.user)
+                services.block_delete(block=block, user=staff_user(request))
             except services.BookingError as refusal:
                 self.message_user(request, f"{block}: {refusal}", messages.ERROR)
             else:
@@ -241,7 +243,7 @@ class HoldAdmin(ReadOnlyAdmin):
     list_filter = [("car", admin.RelatedOnlyFieldListFilter), PeriodStartFilter]
     search_fields = ["car__licence_plate", "car__owner__email", "booking__public_id"]
     list_select_related = ["car", "booking", "block"]
-    readonly_fields = ["car", "held", "held_by", "booking", "block", "service_key"]
+    readonly_fields = ("car", "held", "held_by", "booking", "block", "service_key")
     fields = readonly_fields
     held = car_range("period", "held")
 

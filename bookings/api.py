@@ -462,7 +462,7 @@ def car_availability(
     92 days apart), each as {starts_at, ends_at} in the car's time zone. Public: what takes the
     car (a trip, the owner's own use, the buffer after a trip) is not said."""
     viewer = vehicles_api.optional_viewer(request)
-    car = vehicle_selectors.car_for_viewer(user=viewer, public_id=car_id)  # type: ignore[arg-type]
+    car = vehicle_selectors.car_for_viewer(user=viewer, public_id=car_id)
     start = params.from_ or timezone.now()
     end = params.to or start + datetime.timedelta(days=AVAILABILITY_DEFAULT_DAYS)
     if end <= start:

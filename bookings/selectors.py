@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -124,10 +124,11 @@ class _CarFreeBetween(Expression):
     def get_source_expressions(self) -> list[Any]:
         return [self.car, self.buffer_minutes]
 
-    def set_source_expressions(self, exprs: list[Any]) -> None:
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.car, self.buffer_minutes = exprs
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    # Django's compilers pass params as lists; the stubs declare a tuple.
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         car_sql, car_params = compiler.compile(self.car)
         buffer_sql, buffer_params = compiler.compile(self.buffer_minutes)
         # The first overlap uses the longest buffer a car can have, which depends on nothing
@@ -172,7 +173,9 @@ def _hold_kind(hold: Hold) -> str:
         return "block"
     if hold.service_key_id is not None:
         return "service"
-    return "request" if hold.booking.status == B.REQUESTED else "booking"
+    return (
+        "request" if hold.booking is not None and hold.booking.status == B.REQUESTED else "booking"
+    )
 
 
 def busy_intervals(

@@ -212,7 +212,11 @@ def respond_by_for(
 
 # --- The one place a status changes --------------------------------------------------------
 
-_STAMPS = {B.CONFIRMED: "confirmed_at", B.ACTIVE: "started_at", B.COMPLETED: "ended_at"}
+_STAMPS: dict[str, str] = {
+    B.CONFIRMED: "confirmed_at",
+    B.ACTIVE: "started_at",
+    B.COMPLETED: "ended_at",
+}
 
 
 def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") -> Booking:

@@ -8,6 +8,7 @@ redelivered message, an ETA task and the sweep both firing) changes nothing.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 
 from celery import shared_task
@@ -88,7 +89,7 @@ def send_booking_emails(booking_id: int, kind: str) -> None:
     for role in notifications.recipients(booking, kind):
         once.send_once(
             _email_key(booking_id, kind, role),
-            lambda role=role: notifications.send_booking_email(booking, kind=kind, role=role),
+            functools.partial(notifications.send_booking_email, booking, kind=kind, role=role),
         )
 
 

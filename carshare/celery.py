@@ -51,7 +51,7 @@ def start_every_pool_thread(sender: Any = None, **kwargs: Any) -> None:
     """
     pool = getattr(sender, "pool", None)
     executor = getattr(pool, "executor", None)
-    if not isinstance(executor, ThreadPoolExecutor):
+    if pool is None or not isinstance(executor, ThreadPoolExecutor):
         return  # prefork or solo: nothing to start
     go = threading.Event()
     # Each task waits for `go`, so no thread is idle when the next one is submitted: the

@@ -20,7 +20,7 @@ class HtmxRequest(HttpRequest):
 
 
 class AuthedHtmxRequest(HtmxRequest):
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 def render_page_or_partial(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Collection
 from typing import Annotated, Any, Protocol, cast
 
 from django import forms
@@ -87,13 +88,15 @@ class CarLocalDateTimeField(forms.DateTimeField):
     """A wall-clock time in the car's zone in, an aware UTC datetime out."""
 
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=WIDGET_FORMAT)
+    # Always a list of formats here: __init__ defaults it to INPUT_FORMATS.
+    input_formats: Collection[str]
 
     def __init__(self, *, zone: zoneinfo.ZoneInfo | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("input_formats", INPUT_FORMATS)
         super().__init__(**kwargs)
         self.zone = zone or zoneinfo.ZoneInfo("UTC")
 
-    def to_python(self, value: Any) -> datetime.datetime | None:  # type: ignore[override]
+    def to_python(self, value: Any) -> datetime.datetime | None:
         if value in self.empty_values:
             return None
         if isinstance(value, datetime.datetime):
@@ -144,7 +147,8 @@ class CarPeriodForm(forms.Form):
             field.help_text = _("Local time in %(zone)s") % {"zone": self.zone.key}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
         if starts_at and ends_at and ends_at <= starts_at:
             self.add_error("ends_at", _("The end must be after the start."))

@@ -24,6 +24,7 @@ from carshare.adminlib import (
     car_time,
     short_id,
     short_text,
+    staff_user,
 )
 from keys import grants, services, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
@@ -32,7 +33,7 @@ from vehicles.models import Car, CommandAction
 
 class KeyEventInline(ReadOnlyInline):
     model = KeyEvent
-    fields = ["when", "actor", "old_status", "new_status", "reason"]
+    fields = ("when", "actor", "old_status", "new_status", "reason")
     readonly_fields = fields
     when = car_time("at", "at", car="key__car")
 
@@ -40,7 +41,7 @@ class KeyEventInline(ReadOnlyInline):
 class AuditEntryInline(ReadOnlyInline):
     model = AuditEntry
     fk_name = "key"
-    fields = ["when", "actor", "action", "allowed", "code", "detail", "via", "command_public_id"]
+    fields = ("when", "actor", "action", "allowed", "code", "detail", "via", "command_public_id")
     readonly_fields = fields
     ordering = ["-at"]
     when = car_time("at", "at")
@@ -59,7 +60,7 @@ def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Ca
     for car in cars:
         try:
             use.car_owner_command(
-                car=car, user=request.user, action=CommandAction.LOCK, via="admin"
+                car=car, user=staff_user(request), action=CommandAction.LOCK, via="admin"
             )
         except services.KeyRefused as refusal:
             modeladmin.message_user(request, f"{car}: {refusal}", messages.ERROR)
@@ -86,11 +87,11 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
                      "car__owner__email"]  # fmt: skip
     list_select_related = ["car", "holder"]
     date_hierarchy = "valid_from"
-    readonly_fields = [
+    readonly_fields = (
         "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id", "parent",
         "window", "locks_until", "note", "created", "activated", "ended", "revoked_by",
         "revoke_reason",
-    ]  # fmt: skip
+    )  # fmt: skip
     fields = readonly_fields
     inlines = [KeyEventInline, AuditEntryInline]
     actions = ["revoke_with_reason", "lock_cars"]
@@ -114,7 +115,10 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
             for key in queryset.select_related("car", "parent"):
                 try:
                     grants.key_revoke(
-                        key=key, user=request.user, reason=form.cleaned_data["reason"], via="admin"
+                        key=key,
+                        user=staff_user(request),
+                        reason=form.cleaned_data["reason"],
+                        via="admin",
                     )
                 except services.KeyRefused as refusal:
                     self.message_user(request, f"{key}: {refusal}", messages.ERROR)
@@ -166,8 +170,8 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["actor__email", "car__licence_plate", "detail", "key__public_id"]
     list_select_related = ["car", "actor", "key"]
     date_hierarchy = "at"
-    readonly_fields = ["when", "staged", "car", "key", "actor", "action", "allowed", "code",
-                       "detail", "via", "command_public_id"]  # fmt: skip
+    readonly_fields = ("when", "staged", "car", "key", "actor", "action", "allowed", "code",
+                       "detail", "via", "command_public_id")  # fmt: skip
     fields = readonly_fields
     when = car_time("at", "at")
     staged = car_time("staged_for", "staged for")
@@ -181,8 +185,8 @@ class EndLockAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["car__licence_plate", "car__owner__email"]
     list_select_related = ["car"]
-    readonly_fields = ["key", "car", "status", "command", "attempts", "next_attempt",
-                       "alerts_sent", "last_alert", "last_problem", "ended", "done"]  # fmt: skip
+    readonly_fields = ("key", "car", "status", "command", "attempts", "next_attempt",
+                       "alerts_sent", "last_alert", "last_problem", "ended", "done")  # fmt: skip
     fields = readonly_fields
     actions = ["lock_now"]
     problem = short_text("last_problem", "last problem")

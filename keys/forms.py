@@ -50,7 +50,8 @@ class OwnerUnlockForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("override") and not (data.get("note") or "").strip():
             self.add_error("note", _("Say why you unlock during their trip."))
         return data

@@ -14,6 +14,7 @@ only while active and inside its window: unlock from `valid_from` to `valid_unti
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.conf import settings
@@ -110,11 +111,11 @@ class DigitalKey(models.Model):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
-    def may_unlock_at(self, now: object | None = None) -> bool:
+    def may_unlock_at(self, now: datetime.datetime | None = None) -> bool:
         at = now or timezone.now()
         return self.status == K.ACTIVE and self.valid_from <= at < self.valid_until
 
-    def may_lock_at(self, now: object | None = None) -> bool:
+    def may_lock_at(self, now: datetime.datetime | None = None) -> bool:
         at = now or timezone.now()
         return self.status == K.ACTIVE and self.valid_from <= at < self.lock_until
 

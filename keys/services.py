@@ -17,6 +17,8 @@ or service window in keys.endlocks.
 from __future__ import annotations
 
 import datetime
+import uuid
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -129,7 +131,7 @@ def audit_record(
     code: str = "ok",
     detail: str = "",
     via: str,
-    command_public_id: object = None,
+    command_public_id: uuid.UUID | str | None = None,
     staged_for: datetime.datetime | None = None,
 ) -> AuditEntry:
     return AuditEntry.objects.create(
@@ -301,7 +303,7 @@ def trip_keys_end(*, booking_id: int) -> DigitalKey | None:
             # A co-driver's share of a part of the trip that will now never come.
             _key_move(key, K.EXPIRED, actor=None, reason=_("The trip ended before this key began"))
             continue
-        fields: dict[str, object] = {}
+        fields: dict[str, datetime.datetime] = {}
         if key.valid_until > now:
             fields["valid_until"] = max(now, key.valid_from + datetime.timedelta(seconds=1))
         if key.lock_until > now + lock_grace():
@@ -382,7 +384,14 @@ def service_window_end(*, key_id: int) -> DigitalKey | None:
     return key
 
 
-def keys_due(*, now: datetime.datetime) -> dict[str, list[int]]:
+class KeysDue(TypedDict):
+    activate: list[int]
+    end_service: list[int]
+    expire: list[int]
+    end_service_soon: list[tuple[int, datetime.datetime]]  # (key id, end of its window)
+
+
+def keys_due(*, now: datetime.datetime) -> KeysDue:
     """What the key clock has to do now, by job; read without locks (each job re-checks)."""
     live = DigitalKey.objects.filter(status__in=LIVE_STATUSES)
     return {

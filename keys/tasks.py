@@ -6,6 +6,7 @@ its rows and leaves when the work is done or no longer wanted, so running twice 
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from celery import shared_task
@@ -94,7 +95,10 @@ def send_end_lock_alert(end_lock_id: int, number: int) -> None:
     for recipient in notifications.end_lock_recipients(end_lock_id=end_lock_id):
         once.send_once(
             f"keys:endlock:{end_lock_id}:{number}:{recipient}",
-            lambda recipient=recipient: notifications.send_end_lock_alert(
-                end_lock_id=end_lock_id, number=number, recipient=recipient
+            functools.partial(
+                notifications.send_end_lock_alert,
+                end_lock_id=end_lock_id,
+                number=number,
+                recipient=recipient,
             ),
         )

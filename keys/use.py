@@ -354,7 +354,8 @@ def command_guard(command: VehicleCommand, now: datetime.datetime) -> str | None
     if command.reason in (CommandReason.TRIP_END, CommandReason.SERVICE_END):
         return None
     # No select_related("car"): the car is only needed to word a refusal, which is rare.
-    key = next(iter(DigitalKey.objects.filter(pk=command.key_id)[:1]), None)
+    # key_id is set: only commands asked under a key are guarded.
+    key = next(iter(DigitalKey.objects.filter(pk=command.key_id)[:1]), None)  # type: ignore[misc]
     if key is None:
         return _("The key no longer exists.")
     if command.reason == CommandReason.TRIP_START and key.status == K.ISSUED:

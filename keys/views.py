@@ -156,7 +156,7 @@ def _key_page(
 
 
 def _status_label(status: str) -> str:
-    return KeyStatus(status).label if status in KeyStatus.values else status
+    return str(KeyStatus(status).label) if status in KeyStatus.values else status
 
 
 def _may_revoke(key: DigitalKey, user: User) -> bool:
@@ -242,9 +242,10 @@ def key_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpRespo
 
 
 def _command_home(command: VehicleCommand, user: User) -> str:
-    key = DigitalKey.objects.filter(pk=command.key_id, holder=user).first()
-    if key is not None:
-        return key.get_absolute_url()
+    if command.key_id is not None:
+        key = DigitalKey.objects.filter(pk=command.key_id, holder=user).first()
+        if key is not None:
+            return key.get_absolute_url()
     return command.car.get_absolute_url()
 
 

@@ -11,7 +11,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
-from carshare.adminlib import ReadOnlyAdmin, ReadOnlyInline, car_time, short_id, short_text
+from carshare.adminlib import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    car_time,
+    short_id,
+    short_text,
+    staff_user,
+)
 from vehicles import commands
 from vehicles.models import (
     Car,
@@ -30,7 +37,10 @@ def _force_lock(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[C
     for car in cars:
         try:
             commands.vehicle_command_request(
-                car=car, action=CommandAction.LOCK, reason=CommandReason.ADMIN, actor=request.user
+                car=car,
+                action=CommandAction.LOCK,
+                reason=CommandReason.ADMIN,
+                actor=staff_user(request),
             )
         except commands.CommandRefused as refusal:
             modeladmin.message_user(request, f"{car}: {refusal}", messages.ERROR)
@@ -152,7 +162,7 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
 
 class VehicleCommandEventInline(ReadOnlyInline):
     model = VehicleCommandEvent
-    fields = ["when", "old_status", "new_status", "note"]
+    fields = ("when", "old_status", "new_status", "note")
     readonly_fields = fields
     when = car_time("at", "at", car="command__car")
 
@@ -181,7 +191,7 @@ class VehicleCommandAdmin(ReadOnlyAdmin):
     search_fields = ["public_id", "car__licence_plate", "provider_request_id", "actor__email"]
     list_select_related = ["car"]
     date_hierarchy = "requested_at"
-    readonly_fields = [
+    readonly_fields = (
         "public_id",
         "car",
         "key_id",
@@ -200,7 +210,7 @@ class VehicleCommandAdmin(ReadOnlyAdmin):
         "sent_at",
         "answered_at",
         "confirmed_at",
-    ]
+    )
     fields = readonly_fields
     inlines = [VehicleCommandEventInline]
     short_id = short_id
@@ -215,7 +225,7 @@ class VehicleCommandAdmin(ReadOnlyAdmin):
 class VehicleStatusAdmin(ReadOnlyAdmin):
     list_display = ["car", "is_locked", "doors_open", "odometer_km", "data_from", "read"]
     list_select_related = ["car"]
-    readonly_fields = [
+    readonly_fields = (
         "car",
         "is_locked",
         "doors_open",
@@ -229,7 +239,7 @@ class VehicleStatusAdmin(ReadOnlyAdmin):
         "fetched_at",
         "refresh_requested_at",
         "last_error",
-    ]
+    )
     fields = readonly_fields
     data_from = car_time("data_age", "data from")
     read = car_time("fetched_at", "read at")

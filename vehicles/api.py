@@ -10,7 +10,7 @@ API's default auth, and reads opt out of it with auth=None.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from allauth.headless.contrib.ninja.security import x_session_token_auth
@@ -87,7 +87,7 @@ class ConnectionOut(Out):
 class CarOut(Out):
     id: UUID = Field(description="The car's public id, as used in every URL.")
     make: str = Field(
-        description="Make code, one of the supported makes.", json_schema_extra={"enum": MAKES}
+        description="Make code, one of the supported makes.", json_schema_extra={"enum": [*MAKES]}
     )
     make_name: str = Field(description="The make as people write it.")
     model: str
@@ -249,9 +249,10 @@ def _search_field(name: str, description: str) -> Any:
         stated = {"type": "integer" if is_int else "number"}
         largest = getattr(field, "max_digits", None)
         places = getattr(field, "decimal_places", None)
-        if field.min_value is not None:
+        # A bound may be a callable in Django; the search form's are plain numbers.
+        if field.min_value is not None and not callable(field.min_value):
             stated["minimum"] = int(field.min_value) if is_int else float(field.min_value)
-        if field.max_value is not None:
+        if field.max_value is not None and not callable(field.max_value):
             stated["maximum"] = int(field.max_value) if is_int else float(field.max_value)
         elif largest is not None and places is not None:
             stated["maximum"] = float(10 ** (largest - places) - Decimal(10) ** -places)
@@ -316,7 +317,8 @@ def _car_rules(name: str) -> Any:
     """What Car's field `name` allows, for the document, read off the same validators the
     listing form runs (and the database's bounds), so the two cannot drift apart. Only
     stated, not enforced here: CarForm checks, with the messages the listing page shows."""
-    field = Car._meta.get_field(name)
+    # Only ever asked about Car's own columns, never a relation.
+    field = cast(models.Field, Car._meta.get_field(name))
     numbers: dict[str, Any] = {}
     texts: dict[str, Any] = {}
     lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
@@ -326,7 +328,8 @@ def _car_rules(name: str) -> Any:
             places = validator.decimal_places or 0
             highs.append(10 ** (validator.max_digits - places) - Decimal(10) ** -places)
         elif isinstance(validator, RegexValidator):
-            pattern = validator.regex.pattern
+            # RegexValidator compiles its regex in __init__; the stubs keep the str it accepts.
+            pattern = validator.regex.pattern  # type: ignore[union-attr]
             texts["pattern"] = f"^$|{pattern}" if field.blank else pattern
     as_number = int if isinstance(field, models.IntegerField) else float
     if lows:
@@ -516,7 +519,7 @@ def car_detail(request: HttpRequest, car_id: UUID) -> dict[str, Any]:
     """A public car; any other (unlisted, not connected, ...) only for its owner (send
     X-Session-Token), and 404 for everyone else."""
     viewer = optional_viewer(request)
-    car = selectors.car_for_viewer(user=viewer, public_id=car_id)  # type: ignore[arg-type]
+    car = selectors.car_for_viewer(user=viewer, public_id=car_id)
     return _car_out(request, car, viewer=viewer)
 
 

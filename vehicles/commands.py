@@ -22,6 +22,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -272,7 +273,8 @@ def vehicle_command_enqueue(
         note=f"{reason} by {actor.email}" if actor is not None else f"{reason} by the system",
     )
     # Staged: nothing superseded yet, the car's current wishes stand until this one is due.
-    delay = (not_before - now).total_seconds() if staged else 0.0
+    # `staged` implies not_before is set; mypy cannot follow the bool.
+    delay = (not_before - now).total_seconds() if staged else 0.0  # type: ignore[operator]
     if not audited and _command_observer is not None:
         _command_observer(command, actor, reason)
     _dispatch(command.pk, delay=delay)
@@ -505,7 +507,8 @@ def command_record_ack(
         error_type="",
         error_code="",
         error_message="",
-        **({"confirmed_at": now} if confirmed is not None else {}),
+        # mypy matches a ** dict against every keyword, `locked: bool` too.
+        **({"confirmed_at": now} if confirmed is not None else {}),  # type: ignore[arg-type]
     )
     if moved is not None and confirmed is not None:
         _status_record_lock(car_id=claim.car_id, lock_status=confirmed)
@@ -552,7 +555,7 @@ def command_record_error(*, claim: Claim, error: provider.VehicleCloudError) -> 
     command = VehicleCommand.objects.select_for_update().filter(pk=claim.command_id).first()
     if command is None or command.status != C.SENT or command.attempts != claim.attempt:
         return None  # answered or re-sent meanwhile: this answer is stale
-    error_fields = {
+    error_fields: dict[str, Any] = {
         "error_type": (error.type or error.__class__.__name__)[:64],
         "error_code": (error.code or "")[:64],
         "error_message": _user_message(error)[:500],
@@ -734,7 +737,7 @@ def commands_redispatch_lost(*, now: datetime.datetime) -> int:
 # --- Selectors ------------------------------------------------------------------------------
 
 
-def command_for_owner(*, user: User, public_id: object) -> VehicleCommand:
+def command_for_owner(*, user: User, public_id: uuid.UUID | str) -> VehicleCommand:
     """The command for its car's owner, the person who asked for it or anyone whose press
     joined it; 404 for anyone else."""
     command = None

@@ -129,7 +129,8 @@ class CarForm(forms.ModelForm):
         return photos
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         min_hours = data.get("min_duration_hours")
         max_days = data.get("max_duration_days")
         if min_hours and max_days and min_hours > max_days * 24:
@@ -324,7 +325,8 @@ class CarSearchForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         self._clean_dates(data)
         lat, lng, radius = data.get("lat"), data.get("lng"), data.get("radius_km")
         if (lat is None) != (lng is None):

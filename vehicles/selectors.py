@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import (
     Exists,
@@ -33,6 +34,7 @@ from vehicles.makes import can_lock_remotely
 from vehicles.models import (
     COMMAND_PENDING,
     Car,
+    CarQuerySet,
     CommandAction,
     CommandStatus,
     ConnectionStatus,
@@ -104,7 +106,7 @@ def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
     return car
 
 
-def car_for_viewer(*, user: User, public_id: UUID | str) -> Car:
+def car_for_viewer(*, user: User | AnonymousUser, public_id: UUID | str) -> Car:
     """A public car (CarQuerySet.public) for everyone, any of theirs for its owner; otherwise
     404, so nobody learns of a car they could not use as listed."""
     car = (
@@ -115,7 +117,8 @@ def car_for_viewer(*, user: User, public_id: UUID | str) -> Car:
         .filter(public_id=public_id)
         .first()
     )
-    if car is None or not (car.is_public or (user.is_authenticated and car.owner_id == user.pk)):
+    # is_public, is_connected: annotations of with_public() and _healthy_connection().
+    if car is None or not (car.is_public or (user.is_authenticated and car.owner_id == user.pk)):  # type: ignore[attr-defined]
         raise Http404("No such car.")
     return car
 
@@ -150,7 +153,7 @@ def _live_connection_status() -> Subquery:
     )
 
 
-def _with_public_facts(cars: QuerySet[Car]) -> QuerySet[Car]:
+def _with_public_facts(cars: CarQuerySet) -> QuerySet[Car]:
     return cars.with_public().annotate(live_connection_status=_live_connection_status())
 
 
@@ -160,7 +163,8 @@ def car_not_public_reason(car: Car, *, fresh: bool = False) -> NotPublic | None:
     cars_of_owner's annotations unless `fresh`: then one query reads the car as it is now."""
     if fresh or not hasattr(car, "live_connection_status"):
         car = _with_public_facts(Car.objects.filter(pk=car.pk)).get()
-    if car.is_public:
+    # is_public, live_connection_status: annotations of _with_public_facts().
+    if car.is_public:  # type: ignore[attr-defined]
         return None
     page = car.get_absolute_url()
     if not car.is_listed:
@@ -178,14 +182,14 @@ def car_not_public_reason(car: Car, *, fresh: bool = False) -> NotPublic | None:
             _("Check the make"),
         )
     connect = f"{page}#car-connection"
-    if car.live_connection_status is None:
+    if car.live_connection_status is None:  # type: ignore[attr-defined]
         return NotPublic(
             "not_connected",
             _("Not public: connect the car to the vehicle cloud"),
             connect,
             _("Connect it"),
         )
-    if car.live_connection_status == ConnectionStatus.UNHEALTHY:
+    if car.live_connection_status == ConnectionStatus.UNHEALTHY:  # type: ignore[attr-defined]
         return NotPublic(
             "connection_expired",
             _("Not public: reconnect: the connection expired"),
@@ -215,7 +219,7 @@ def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
     """Public cars (CarQuerySet.public) matching cleaned CarSearchForm data, sorted as asked;
     with available_from and available_to, only cars free for that whole trip (see
     register_availability_filter)."""
-    cars = Car.objects.public().prefetch_related("photos")
+    cars: QuerySet[Car] = Car.objects.public().prefetch_related("photos")
     if city := (filters.get("city") or "").strip():
         cars = cars.filter(city__iexact=city)
     if make := filters.get("make"):

@@ -201,8 +201,10 @@ def refresh_vehicle_status(car_id: int) -> None:
     fuel_type = Car.objects.filter(pk=car_id).values_list("fuel_type", flat=True).first()
     try:
         token = connections.connection_access_token(connection_id=connection.pk)
-    except provider.VehicleCloudError as error:
-        commands.vehicle_status_record(car_id=car_id, readings={}, data_age=None, error=str(error))
+    except provider.VehicleCloudError as failure:
+        commands.vehicle_status_record(
+            car_id=car_id, readings={}, data_age=None, error=str(failure)
+        )
         return
     cloud = provider.get_provider()
     vid = connection.vehicle_id
