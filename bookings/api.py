@@ -2,9 +2,10 @@
 busy times.
 
 Every rule lives in bookings.services, as for the pages; this module parses the wire format,
-finds the booking through the access selectors (a stranger gets 404, never 403) and turns a
-BookingError into the error envelope: 409 when the car is taken (`not_available`) or the move
-is not possible now (`not_allowed`), 400 for the other rules, each with its own code. Times
+finds the booking through the access selectors (a stranger gets 404, never 403) and lets a
+BookingError through to the API's one handler, which answers with the error envelope: 409 when
+the car is taken (`not_available`) or the move is not possible now (`not_allowed`), 400 for the
+other rules, each with its own code (BookingError.status_for). Times
 travel as ISO 8601 with an offset (or Z); a naive time is refused rather than guessed, and
 answers give times in the car's time zone, with its offset.
 """
@@ -37,9 +38,6 @@ from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, Que
 router = Router(tags=["bookings"])
 
 B = BookingStatus
-# BookingError codes for a state of the world rather than the request: trying again later (or
-# another car, or other times) may work. Every other code is a rule the input broke.
-CONFLICT_CODES = {"not_available", "not_allowed"}
 AVAILABILITY_DEFAULT_DAYS = 31
 AVAILABILITY_MAX_DAYS = 92  # about a quarter: what a calendar shows, and a bounded query
 
@@ -247,11 +245,6 @@ def _booking_out(booking: Booking, *, viewer: User, events: bool = False) -> dic
     return out
 
 
-def _refused(refusal: services.BookingError) -> Status[dict[str, Any]]:
-    status = 409 if refusal.code in CONFLICT_CODES else 400
-    return Status(status, {"error": {"code": refusal.code, "message": str(refusal)}})
-
-
 # --- Input ----------------------------------------------------------------------------------
 
 
@@ -343,12 +336,9 @@ def booking_create(request: ApiRequest, payload: BookingIn) -> Status[dict[str, 
     too_long, not_connected, not_lockable, own_car, no_licence, email_unverified, invalid_period,
     ...)."""
     car = vehicle_selectors.car_for_viewer(user=request.auth, public_id=payload.car)
-    try:
-        booking = services.booking_request(
-            renter=request.auth, car=car, starts_at=payload.starts_at, ends_at=payload.ends_at
-        )
-    except services.BookingError as refusal:
-        return _refused(refusal)
+    booking = services.booking_request(
+        renter=request.auth, car=car, starts_at=payload.starts_at, ends_at=payload.ends_at
+    )
     return Status(201, _booking_out(booking, viewer=request.auth))
 
 
@@ -380,11 +370,9 @@ def booking_detail(request: ApiRequest, booking_id: UUID) -> dict[str, Any]:
 
 
 def _act(request: ApiRequest, move: Callable[[], Booking]) -> Status[dict[str, Any]]:
-    """Run one lifecycle service: the booking as it now stands, or the refusal's error."""
-    try:
-        booking = move()
-    except services.BookingError as refusal:
-        return _refused(refusal)
+    """Run one lifecycle service: the booking as it now stands (a refusal is the API's
+    error envelope, carshare/api.py)."""
+    booking = move()
     return Status(200, _booking_out(booking, viewer=request.auth, events=True))
 
 
