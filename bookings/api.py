@@ -16,7 +16,7 @@ import datetime
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -24,16 +24,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel, BeforeValidator, field_validator
+from pydantic import BaseModel, field_validator
 from pydantic_core import PydanticCustomError
 
 from accounts.models import User
 from bookings import forms, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
-from carshare import times
+from carshare import apikit, times
+from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from vehicles import api as vehicles_api
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 
 router = Router(tags=["bookings"])
 
@@ -49,20 +49,7 @@ AwareDatetime = times.AwareDatetime
 ISO_EXAMPLE = times.ISO_EXAMPLE
 
 
-def _query_time(value: object) -> datetime.datetime | None:
-    """times.aware_utc for a query parameter, where empty means "not given". An unescaped `+` in a
-    query string arrives as a space: `…T10:00:00 02:00` meant `+02:00`, so put it back rather
-    than refuse a time the client wrote correctly."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > 6 and text[-6] == " " and text[-5:-3].isdigit() and text[-3] == ":":
-            value = f"{text[:-6]}+{text[-5:]}"
-    return times.aware_utc(value)
-
-
-QueryDatetime = Annotated[datetime.datetime | None, BeforeValidator(_query_time)]
+QueryDatetime = times.QueryDatetime
 
 
 def _local(moment: datetime.datetime | None, zone: zoneinfo.ZoneInfo) -> datetime.datetime | None:
@@ -273,8 +260,8 @@ class BookingListQuery(QueryParams):
         pattern=rf"^(|({_ANY_STATUS})(,({_ANY_STATUS}))*)$",
         json_schema_extra={"examples": ["requested,confirmed"]},
     )
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Bookings to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Bookings to skip.")
 
     @field_validator("status")
     @classmethod
@@ -312,13 +299,6 @@ def _bookings_of(*, user: User, role: str, statuses: list[str]) -> QuerySet[Book
     return bookings
 
 
-def _page_url(request: HttpRequest, *, offset: int, limit: int) -> str:
-    query = request.GET.copy()
-    query["offset"] = str(offset)
-    query["limit"] = str(limit)
-    return request.build_absolute_uri("?" + query.urlencode())
-
-
 # --- Endpoints --------------------------------------------------------------------------------
 
 
@@ -347,19 +327,13 @@ def booking_list(request: ApiRequest, params: Query[BookingListQuery]) -> dict[s
     """Bookings you made and bookings of your cars, latest trip first, a page at a time."""
     statuses = [status for status in params.status.split(",") if status]
     bookings = _bookings_of(user=request.auth, role=params.role, statuses=statuses)
-    count = bookings.count()
-    limit, offset = params.limit, params.offset
-    page = list(bookings[offset : offset + limit]) if offset < count else []
-    return {
-        "count": count,
-        "next": _page_url(request, offset=offset + limit, limit=limit)
-        if offset + limit < count
-        else None,
-        "previous": _page_url(request, offset=max(offset - limit, 0), limit=limit)
-        if offset > 0
-        else None,
-        "results": [_booking_out(booking, viewer=request.auth) for booking in page],
-    }
+    return apikit.page(
+        request,
+        bookings,
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: [_booking_out(booking, viewer=request.auth) for booking in page],
+    )
 
 
 @router.get("/bookings/{booking_id}", response=BookingDetailOut, summary="One booking")

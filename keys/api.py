@@ -29,13 +29,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
-from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, StrictBool
 
 from accounts.models import User
-from carshare import times
+from carshare import apikit, times
+from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from keys import grants, selectors, use
 from keys.models import (
     LIVE_STATUSES,
@@ -47,7 +47,6 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
@@ -252,28 +251,6 @@ def _audit_out(entry: AuditEntry, *, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _page(
-    request: HttpRequest,
-    *,
-    count: int,
-    limit: int,
-    offset: int,
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
-    def url(new_offset: int) -> str:
-        query = request.GET.copy()
-        query["offset"] = str(new_offset)
-        query["limit"] = str(limit)
-        return request.build_absolute_uri("?" + query.urlencode())
-
-    return {
-        "count": count,
-        "next": url(offset + limit) if offset + limit < count else None,
-        "previous": url(max(offset - limit, 0)) if offset > 0 else None,
-        "results": results,
-    }
-
-
 # --- Input ----------------------------------------------------------------------------------
 
 # Plain pydantic models, not ninja Schemas: Schema reads attributes off any value, so a body of
@@ -313,13 +290,13 @@ class KeyListQuery(QueryParams):
     state: Literal["active", "upcoming", "past"] | None = Field(
         None, description="Only keys open now, opening later, or over (the latest 50)."
     )
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Keys to skip.")
 
 
 class PageQuery(QueryParams):
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Items to skip.")
 
 
 # --- A holder's keys --------------------------------------------------------------------------
@@ -332,14 +309,12 @@ def key_list(request: ApiRequest, params: Query[KeyListQuery]) -> dict[str, Any]
     groups = selectors.keys_of_holder(user=request.auth)
     states = [params.state] if params.state else ["active", "upcoming", "past"]
     keys = [key for state in states for key in groups[state]]
-    limit, offset = params.limit, params.offset
-    page = keys[offset : offset + limit]
-    return _page(
+    return apikit.page(
         request,
-        count=len(keys),
-        limit=limit,
-        offset=offset,
-        results=_keys_out(page, viewer=request.auth),
+        keys,
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: _keys_out(page, viewer=request.auth),
     )
 
 
@@ -483,16 +458,12 @@ def car_key_list(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) ->
     """Trip, shared and service keys of your car in any status, latest window first, a page at
     a time. Owner only (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    keys = selectors.keys_of_car(car_id=car.pk)
-    count = keys.count()
-    limit, offset = params.limit, params.offset
-    page = list(keys[offset : offset + limit]) if offset < count else []
-    return _page(
+    return apikit.page(
         request,
-        count=count,
-        limit=limit,
-        offset=offset,
-        results=_keys_out(page, viewer=request.auth),
+        selectors.keys_of_car(car_id=car.pk),
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: _keys_out(page, viewer=request.auth),
     )
 
 
@@ -502,17 +473,13 @@ def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> di
     first, a page at a time. Append-only: nothing can change or delete an entry. Owner only
     (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    entries = selectors.audit_of_car(car_id=car.pk, limit=None)
-    count = entries.count()
-    limit, offset = params.limit, params.offset
-    page = list(entries[offset : offset + limit]) if offset < count else []
     zone = _zone(car)
-    return _page(
+    return apikit.page(
         request,
-        count=count,
-        limit=limit,
-        offset=offset,
-        results=[_audit_out(entry, zone=zone) for entry in page],
+        selectors.audit_of_car(car_id=car.pk, limit=None),
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: [_audit_out(entry, zone=zone) for entry in page],
     )
 
 

@@ -15,9 +15,9 @@ from uuid import UUID
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 
+from carshare.apikit import ApiRequest
 from carshare.errors import DomainError
 from vehicles import commands, connections, selectors
-from vehicles.api import ApiRequest
 from vehicles.models import (
     CommandAction,
     CommandReason,
