@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Schema
 from pydantic import ValidationInfo, model_validator
@@ -22,7 +22,7 @@ PAGE_LIMIT = 20
 PAGE_LIMIT_MAX = 100
 OFFSET_MAX = 2**31 - 1  # past a PostgreSQL bigint OFFSET the database itself would fail
 
-T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 
 class ApiRequest(HttpRequest):
@@ -65,11 +65,11 @@ def offset_field(description: str) -> Any:
 
 def page(
     request: HttpRequest,
-    rows: QuerySet[Any] | Sequence[T],
+    rows: QuerySet[M] | Sequence[M],
     *,
     limit: int,
     offset: int,
-    out: Callable[[list[T]], list[dict[str, Any]]],
+    out: Callable[[list[M]], list[dict[str, Any]]],
 ) -> dict[str, Any]:
     """One page of `rows` as every list answers: {count, next, previous, results}, where next
     and previous are this URL with the offset moved (other parameters kept) or null. A query
