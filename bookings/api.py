@@ -2,9 +2,10 @@
 busy times.
 
 Every rule lives in bookings.services, as for the pages; this module parses the wire format,
-finds the booking through the access selectors (a stranger gets 404, never 403) and turns a
-BookingError into the error envelope: 409 when the car is taken (`not_available`) or the move
-is not possible now (`not_allowed`), 400 for the other rules, each with its own code. Times
+finds the booking through the access selectors (a stranger gets 404, never 403) and lets a
+BookingError through to the API's one handler, which answers with the error envelope: 409 when
+the car is taken (`not_available`) or the move is not possible now (`not_allowed`), 400 for the
+other rules, each with its own code (BookingError.status_for). Times
 travel as ISO 8601 with an offset (or Z); a naive time is refused rather than guessed, and
 answers give times in the car's time zone, with its offset.
 """
@@ -15,7 +16,7 @@ import datetime
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -23,23 +24,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel, BeforeValidator, field_validator
+from pydantic import BaseModel, field_validator
 from pydantic_core import PydanticCustomError
 
 from accounts.models import User
 from bookings import forms, selectors, services
 from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
-from carshare import times
+from carshare import apikit, times
+from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from vehicles import api as vehicles_api
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 
 router = Router(tags=["bookings"])
 
 B = BookingStatus
-# BookingError codes for a state of the world rather than the request: trying again later (or
-# another car, or other times) may work. Every other code is a rule the input broke.
-CONFLICT_CODES = {"not_available", "not_allowed"}
 AVAILABILITY_DEFAULT_DAYS = 31
 AVAILABILITY_MAX_DAYS = 92  # about a quarter: what a calendar shows, and a bounded query
 
@@ -51,20 +49,7 @@ AwareDatetime = times.AwareDatetime
 ISO_EXAMPLE = times.ISO_EXAMPLE
 
 
-def _query_time(value: object) -> datetime.datetime | None:
-    """times.aware_utc for a query parameter, where empty means "not given". An unescaped `+` in a
-    query string arrives as a space: `…T10:00:00 02:00` meant `+02:00`, so put it back rather
-    than refuse a time the client wrote correctly."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > 6 and text[-6] == " " and text[-5:-3].isdigit() and text[-3] == ":":
-            value = f"{text[:-6]}+{text[-5:]}"
-    return times.aware_utc(value)
-
-
-QueryDatetime = Annotated[datetime.datetime | None, BeforeValidator(_query_time)]
+QueryDatetime = times.QueryDatetime
 
 
 def _local(moment: datetime.datetime | None, zone: zoneinfo.ZoneInfo) -> datetime.datetime | None:
@@ -247,11 +232,6 @@ def _booking_out(booking: Booking, *, viewer: User, events: bool = False) -> dic
     return out
 
 
-def _refused(refusal: services.BookingError) -> Status[dict[str, Any]]:
-    status = 409 if refusal.code in CONFLICT_CODES else 400
-    return Status(status, {"error": {"code": refusal.code, "message": str(refusal)}})
-
-
 # --- Input ----------------------------------------------------------------------------------
 
 
@@ -280,8 +260,8 @@ class BookingListQuery(QueryParams):
         pattern=rf"^(|({_ANY_STATUS})(,({_ANY_STATUS}))*)$",
         json_schema_extra={"examples": ["requested,confirmed"]},
     )
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Bookings to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Bookings to skip.")
 
     @field_validator("status")
     @classmethod
@@ -319,13 +299,6 @@ def _bookings_of(*, user: User, role: str, statuses: list[str]) -> QuerySet[Book
     return bookings
 
 
-def _page_url(request: HttpRequest, *, offset: int, limit: int) -> str:
-    query = request.GET.copy()
-    query["offset"] = str(offset)
-    query["limit"] = str(limit)
-    return request.build_absolute_uri("?" + query.urlencode())
-
-
 # --- Endpoints --------------------------------------------------------------------------------
 
 
@@ -343,12 +316,9 @@ def booking_create(request: ApiRequest, payload: BookingIn) -> Status[dict[str, 
     too_long, not_connected, not_lockable, own_car, no_licence, email_unverified, invalid_period,
     ...)."""
     car = vehicle_selectors.car_for_viewer(user=request.auth, public_id=payload.car)
-    try:
-        booking = services.booking_request(
-            renter=request.auth, car=car, starts_at=payload.starts_at, ends_at=payload.ends_at
-        )
-    except services.BookingError as refusal:
-        return _refused(refusal)
+    booking = services.booking_request(
+        renter=request.auth, car=car, starts_at=payload.starts_at, ends_at=payload.ends_at
+    )
     return Status(201, _booking_out(booking, viewer=request.auth))
 
 
@@ -357,19 +327,13 @@ def booking_list(request: ApiRequest, params: Query[BookingListQuery]) -> dict[s
     """Bookings you made and bookings of your cars, latest trip first, a page at a time."""
     statuses = [status for status in params.status.split(",") if status]
     bookings = _bookings_of(user=request.auth, role=params.role, statuses=statuses)
-    count = bookings.count()
-    limit, offset = params.limit, params.offset
-    page = list(bookings[offset : offset + limit]) if offset < count else []
-    return {
-        "count": count,
-        "next": _page_url(request, offset=offset + limit, limit=limit)
-        if offset + limit < count
-        else None,
-        "previous": _page_url(request, offset=max(offset - limit, 0), limit=limit)
-        if offset > 0
-        else None,
-        "results": [_booking_out(booking, viewer=request.auth) for booking in page],
-    }
+    return apikit.page(
+        request,
+        bookings,
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: [_booking_out(booking, viewer=request.auth) for booking in page],
+    )
 
 
 @router.get("/bookings/{booking_id}", response=BookingDetailOut, summary="One booking")
@@ -380,11 +344,9 @@ def booking_detail(request: ApiRequest, booking_id: UUID) -> dict[str, Any]:
 
 
 def _act(request: ApiRequest, move: Callable[[], Booking]) -> Status[dict[str, Any]]:
-    """Run one lifecycle service: the booking as it now stands, or the refusal's error."""
-    try:
-        booking = move()
-    except services.BookingError as refusal:
-        return _refused(refusal)
+    """Run one lifecycle service: the booking as it now stands (a refusal is the API's
+    error envelope, carshare/api.py)."""
+    booking = move()
     return Status(200, _booking_out(booking, viewer=request.auth, events=True))
 
 

@@ -11,7 +11,6 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import ValidationError
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import BooleanField, Expression, F, Q, QuerySet
 from django.http import Http404
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from bookings.models import HOLDING_STATUSES, Booking, BookingStatus, CarBlock, Hold
+from carshare.db import one_or_404
 from vehicles.models import Car
 
 B = BookingStatus
@@ -33,13 +33,7 @@ def _bookings() -> QuerySet[Booking]:
 
 
 def _one(bookings: QuerySet[Booking], public_id: UUID | str) -> Booking:
-    try:
-        booking = bookings.filter(public_id=public_id).first()
-    except (ValidationError, ValueError):  # not a UUID: as unknown as a UUID nobody has
-        booking = None
-    if booking is None:
-        raise Http404("No such booking.")
-    return booking
+    return one_or_404(bookings, public_id=public_id, message="No such booking.")
 
 
 def booking_for_participant(*, user: User, public_id: UUID | str) -> Booking:

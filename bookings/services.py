@@ -47,6 +47,8 @@ from bookings.models import (
     Hold,
 )
 from bookings.pricing import Quote
+from carshare import db
+from carshare.errors import DomainError
 from keys import services as key_services
 from vehicles import selectors as vehicle_selectors
 from vehicles.models import Car
@@ -74,7 +76,6 @@ RESPONSE_WINDOW = datetime.timedelta(hours=12)
 # to the run_trip_clock sweep, since Redis may redeliver far-future ETAs (visibility timeout).
 TRIP_CLOCK_HORIZON = datetime.timedelta(hours=1)
 HOLD_CONSTRAINT = "hold_car_never_double_booked"
-DEADLOCK = "40P01"  # SQLSTATE deadlock_detected
 T = TypeVar("T")
 
 ERROR_MESSAGES: dict[str, Promise] = {
@@ -102,13 +103,21 @@ ERROR_MESSAGES: dict[str, Promise] = {
 _REFUSAL_OF_NOT_PUBLIC = {"unlisted": "not_listed", "make_cannot_lock": "not_lockable"}
 
 
-class BookingError(Exception):
+# Codes for a state of the world rather than the request: trying again later (or another car,
+# or other times) may work, so the API answers 409. Every other code is a rule the input broke.
+CONFLICT_CODES = {"not_available", "not_allowed"}
+
+
+class BookingError(DomainError):
     """Raised when the rules refuse an action; str(error) can be shown to the user as is and
     .code (one of ERROR_MESSAGES) tells the API which error it is."""
 
     def __init__(self, code: str, message: str | Promise | None = None) -> None:
-        self.code = code
-        super().__init__(str(message if message is not None else ERROR_MESSAGES[code]))
+        super().__init__(code, message if message is not None else ERROR_MESSAGES[code])
+
+    @classmethod
+    def status_for(cls, code: str) -> int:
+        return 409 if code in CONFLICT_CODES else 400
 
 
 # --- Rules ---------------------------------------------------------------------------------
@@ -192,8 +201,7 @@ def _require_car_owner(*, car: Car, user: User) -> None:
 
 
 def is_hold_conflict(error: IntegrityError) -> bool:
-    diag = getattr(error.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None) == HOLD_CONSTRAINT
+    return db.violates(error, HOLD_CONSTRAINT)
 
 
 def _assert_period_free(*, car: Car, period: DateTimeTZRange, now: datetime.datetime) -> None:
@@ -365,7 +373,7 @@ def _insert_or_refuse(insert: Callable[..., T], **kwargs: Any) -> T:
             # Two inserters of overlapping holds can each wait for the other's uncommitted row
             # (exclusion constraints check both ways); PostgreSQL then aborts one. Its rival
             # may still roll back, so try again against what is committed by then.
-            if getattr(error.__cause__, "sqlstate", None) != DEADLOCK:
+            if not db.is_deadlock(error):
                 raise
             if attempt == DEADLOCK_RETRIES - 1:
                 raise BookingError("not_available") from error  # still contested: say so

@@ -34,10 +34,10 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
 from bookings import api as bookings_api
+from carshare.errors import DomainError
 from keys import api as keys_api
 from vehicles import api as vehicles_api
 from vehicles import api_commands as vehicles_api_commands
-from vehicles.services import CarError
 
 ERROR_CODES = {
     400: "bad_request",
@@ -214,11 +214,16 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, status=404, code="not_found", message="Not found.")
 
 
-@api.exception_handler(CarError)
-def on_car_error(request: HttpRequest, exc: CarError) -> HttpResponse:
-    # The rules refused (a plate another listed car took meanwhile, ...): what a form shows
-    # on the page is a 409 here.
-    return error_response(request, status=409, code="conflict", message=str(exc))
+@api.exception_handler(DomainError)
+def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """Every app's refusal (BookingError, KeyRefused, CommandRefused, CarError, ...): its own
+    code, message and status, so the routers let them through instead of catching each."""
+    response = error_response(
+        request, status=exc.status, code=exc.code, message=exc.message, fields=exc.fields
+    )
+    if exc.status == 429:
+        response["Retry-After"] = str(exc.retry_after or 1)
+    return response
 
 
 @api.exception_handler(HttpError)

@@ -188,3 +188,19 @@ def aware_utc(value: object) -> datetime.datetime:
 
 
 AwareDatetime = Annotated[datetime.datetime, BeforeValidator(aware_utc)]
+
+
+def query_aware_utc(value: object) -> datetime.datetime | None:
+    """aware_utc for a query parameter, where empty means "not given". An unescaped `+` in a
+    query string arrives as a space: `…T10:00:00 02:00` meant `+02:00`, so put it back rather
+    than refuse a time the client wrote correctly."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 6 and text[-6] == " " and text[-5:-3].isdigit() and text[-3] == ":":
+            value = f"{text[:-6]}+{text[-5:]}"
+    return aware_utc(value)
+
+
+QueryDatetime = Annotated[datetime.datetime | None, BeforeValidator(query_aware_utc)]

@@ -4,7 +4,8 @@ unlocking the car themselves (during someone else's trip only by a recorded over
 
 Every rule lives in keys.services and keys.use, as for the pages; this module parses the wire
 format, finds the key or car through the access selectors (whoever may not see it gets 404,
-never 403) and turns a KeyRefused into the error envelope, keeping its code:
+never 403) and lets a KeyRefused through to the API's one handler, which answers with the error
+envelope, keeping its code (KeyRefused.status_for):
 
 - 409 for the state of things, where trying later may work: `key_not_active` (outside the
   window, revoked, expired), `not_available` (a service window over a trip or block),
@@ -28,14 +29,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, StrictBool
 
 from accounts.models import User
-from carshare import times
-from keys import grants, selectors, services, use
+from carshare import apikit, times
+from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
+from keys import grants, selectors, use
 from keys.models import (
     LIVE_STATUSES,
     AuditAction,
@@ -46,21 +47,10 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as vehicle_selectors
-from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
 from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
 router = Router(tags=["keys"])
-
-# KeyRefused codes for a state of the world rather than the request: trying again later may
-# work. not_allowed is a 403 and rate_limited a 429; every other code is a rule the input broke.
-CONFLICT_CODES = {
-    "key_not_active",
-    "not_available",
-    "override_required",
-    "not_connected",
-    "needs_reconnecting",
-}
 
 
 # --- Times ----------------------------------------------------------------------------------
@@ -261,45 +251,6 @@ def _audit_out(entry: AuditEntry, *, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _page(
-    request: HttpRequest,
-    *,
-    count: int,
-    limit: int,
-    offset: int,
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
-    def url(new_offset: int) -> str:
-        query = request.GET.copy()
-        query["offset"] = str(new_offset)
-        query["limit"] = str(limit)
-        return request.build_absolute_uri("?" + query.urlencode())
-
-    return {
-        "count": count,
-        "next": url(offset + limit) if offset + limit < count else None,
-        "previous": url(max(offset - limit, 0)) if offset > 0 else None,
-        "results": results,
-    }
-
-
-def _refused(
-    refusal: services.KeyRefused, response: HttpResponse | None = None
-) -> Status[dict[str, Any]]:
-    """The refusal as the error envelope, with the status its code stands for."""
-    if refusal.code == "rate_limited":
-        status = 429
-        if response is not None:
-            response["Retry-After"] = str(refusal.retry_after or 1)
-    elif refusal.code == "not_allowed":
-        status = 403
-    elif refusal.code in CONFLICT_CODES:
-        status = 409
-    else:
-        status = 400
-    return Status(status, {"error": {"code": refusal.code, "message": str(refusal)}})
-
-
 # --- Input ----------------------------------------------------------------------------------
 
 # Plain pydantic models, not ninja Schemas: Schema reads attributes off any value, so a body of
@@ -339,13 +290,13 @@ class KeyListQuery(QueryParams):
     state: Literal["active", "upcoming", "past"] | None = Field(
         None, description="Only keys open now, opening later, or over (the latest 50)."
     )
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Keys to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Keys to skip.")
 
 
 class PageQuery(QueryParams):
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Items to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Items to skip.")
 
 
 # --- A holder's keys --------------------------------------------------------------------------
@@ -358,14 +309,12 @@ def key_list(request: ApiRequest, params: Query[KeyListQuery]) -> dict[str, Any]
     groups = selectors.keys_of_holder(user=request.auth)
     states = [params.state] if params.state else ["active", "upcoming", "past"]
     keys = [key for state in states for key in groups[state]]
-    limit, offset = params.limit, params.offset
-    page = keys[offset : offset + limit]
-    return _page(
+    return apikit.page(
         request,
-        count=len(keys),
-        limit=limit,
-        offset=offset,
-        results=_keys_out(page, viewer=request.auth),
+        keys,
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: _keys_out(page, viewer=request.auth),
     )
 
 
@@ -376,16 +325,9 @@ def key_detail(request: ApiRequest, key_id: UUID) -> dict[str, Any]:
     return _one_key_out(key, viewer=request.auth)
 
 
-def _use(
-    request: ApiRequest, key_id: UUID, action: str, response: HttpResponse
-) -> Status[dict[str, Any]]:
+def _use(request: ApiRequest, key_id: UUID, action: str) -> Status[dict[str, Any]]:
     key = selectors.key_for_holder(user=request.auth, public_id=key_id)
-    try:
-        command: VehicleCommand = use.key_command(
-            key=key, user=request.auth, action=action, via="api"
-        )
-    except services.KeyRefused as refusal:
-        return _refused(refusal, response)
+    command: VehicleCommand = use.key_command(key=key, user=request.auth, action=action, via="api")
     return Status(202, {"command": command_out(command, car_public_id=key.car.public_id)})
 
 
@@ -394,13 +336,13 @@ def _use(
     response={202: CommandEnvelope, 409: ErrorOut, 429: ErrorOut},
     summary="Unlock the car with your key",
 )
-def key_unlock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Status[dict[str, Any]]:
+def key_unlock(request: ApiRequest, key_id: UUID) -> Status[dict[str, Any]]:
     """Ask for the key's car to be unlocked; only its holder may (anyone else gets 404, the
     owner too). Answers at once with the queued command: follow it with GET /commands/{id}.
     409 `key_not_active` outside the window (with when it opens, or that only locking is left
     in the grace after the end), 409 `not_connected` / `needs_reconnecting` when the car cannot
     be reached, 429 `rate_limited` with Retry-After (seconds) after too many unlocks."""
-    return _use(request, key_id, CommandAction.UNLOCK, response)
+    return _use(request, key_id, CommandAction.UNLOCK)
 
 
 @router.post(
@@ -408,10 +350,10 @@ def key_unlock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Sta
     response={202: CommandEnvelope, 409: ErrorOut},
     summary="Lock the car with your key",
 )
-def key_lock(request: ApiRequest, key_id: UUID, response: HttpResponse) -> Status[dict[str, Any]]:
+def key_lock(request: ApiRequest, key_id: UUID) -> Status[dict[str, Any]]:
     """Ask for the key's car to be locked: inside the window and through the grace after it.
     As unlock otherwise (holder only, 202 with the command, 409 `key_not_active`)."""
-    return _use(request, key_id, CommandAction.LOCK, response)
+    return _use(request, key_id, CommandAction.LOCK)
 
 
 class ShareOut(Schema):
@@ -434,17 +376,14 @@ def key_share(request: ApiRequest, key_id: UUID, payload: ShareIn) -> Status[dic
     the trip, or already over); 403 `not_allowed` for a key that is not a trip key; 409
     `key_not_active` once the trip is over or its key revoked."""
     key = selectors.key_for_holder(user=request.auth, public_id=key_id)
-    try:
-        grants.key_share_offer(
-            key=key,
-            user=request.auth,
-            email=payload.email,
-            starts_at=payload.starts_at,
-            ends_at=payload.ends_at,
-            via="api",
-        )
-    except services.KeyRefused as refusal:
-        return _refused(refusal)
+    grants.key_share_offer(
+        key=key,
+        user=request.auth,
+        email=payload.email,
+        starts_at=payload.starts_at,
+        ends_at=payload.ends_at,
+        via="api",
+    )
     # Nothing about the key itself: see grants.share_answer().
     email = payload.email.strip()
     return Status(202, {"email": email, "message": grants.share_answer(email=email)})
@@ -474,15 +413,12 @@ def key_revoke(
     instead. 403 `not_allowed` when you can see the key but it is not yours to revoke (anyone
     who cannot see it gets 404); 409 `key_not_active` when it has already ended."""
     key = selectors.key_for_viewer(user=request.auth, public_id=key_id)
-    try:
-        grants.key_revoke(
-            key=key,
-            user=request.auth,
-            reason=payload.reason.strip() if payload is not None else "",
-            via="api",
-        )
-    except services.KeyRefused as refusal:
-        return _refused(refusal)
+    grants.key_revoke(
+        key=key,
+        user=request.auth,
+        reason=payload.reason.strip() if payload is not None else "",
+        via="api",
+    )
     key = selectors.key_for_viewer(user=request.auth, public_id=key_id)
     return Status(200, _one_key_out(key, viewer=request.auth))
 
@@ -504,18 +440,15 @@ def service_key_create(
     `not_available` when a trip or block takes part of the window; 400 `not_eligible`
     (the same for an unknown address as for an unverified one) or `invalid_window`."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    try:
-        key = grants.service_key_issue(
-            car=car,
-            user=request.auth,
-            email=payload.email,
-            starts_at=payload.starts_at,
-            ends_at=payload.ends_at,
-            note=payload.note.strip(),
-            via="api",
-        )
-    except services.KeyRefused as refusal:
-        return _refused(refusal)
+    key = grants.service_key_issue(
+        car=car,
+        user=request.auth,
+        email=payload.email,
+        starts_at=payload.starts_at,
+        ends_at=payload.ends_at,
+        note=payload.note.strip(),
+        via="api",
+    )
     key = selectors.key_for_viewer(user=request.auth, public_id=key.public_id)
     return Status(201, _one_key_out(key, viewer=request.auth))
 
@@ -525,16 +458,12 @@ def car_key_list(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) ->
     """Trip, shared and service keys of your car in any status, latest window first, a page at
     a time. Owner only (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    keys = selectors.keys_of_car(car_id=car.pk)
-    count = keys.count()
-    limit, offset = params.limit, params.offset
-    page = list(keys[offset : offset + limit]) if offset < count else []
-    return _page(
+    return apikit.page(
         request,
-        count=count,
-        limit=limit,
-        offset=offset,
-        results=_keys_out(page, viewer=request.auth),
+        selectors.keys_of_car(car_id=car.pk),
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: _keys_out(page, viewer=request.auth),
     )
 
 
@@ -544,17 +473,13 @@ def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> di
     first, a page at a time. Append-only: nothing can change or delete an entry. Owner only
     (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    entries = selectors.audit_of_car(car_id=car.pk, limit=None)
-    count = entries.count()
-    limit, offset = params.limit, params.offset
-    page = list(entries[offset : offset + limit]) if offset < count else []
     zone = _zone(car)
-    return _page(
+    return apikit.page(
         request,
-        count=count,
-        limit=limit,
-        offset=offset,
-        results=[_audit_out(entry, zone=zone) for entry in page],
+        selectors.audit_of_car(car_id=car.pk, limit=None),
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: [_audit_out(entry, zone=zone) for entry in page],
     )
 
 
@@ -566,7 +491,6 @@ def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> di
 def car_unlock(
     request: ApiRequest,
     car_id: UUID,
-    response: HttpResponse,
     payload: OwnerUnlockIn | None = None,
 ) -> Status[dict[str, Any]]:
     """Ask for your car to be unlocked; follow the command with GET /commands/{id}. During
@@ -575,15 +499,12 @@ def car_unlock(
     `override_required`. 409 `not_connected` / `needs_reconnecting`; 429 `rate_limited` with
     Retry-After. Owner only (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    try:
-        command = use.car_owner_command(
-            car=car,
-            user=request.auth,
-            action=CommandAction.UNLOCK,
-            override=payload.override if payload is not None else False,
-            note=payload.reason if payload is not None else "",
-            via="api",
-        )
-    except services.KeyRefused as refusal:
-        return _refused(refusal, response)
+    command = use.car_owner_command(
+        car=car,
+        user=request.auth,
+        action=CommandAction.UNLOCK,
+        override=payload.override if payload is not None else False,
+        note=payload.reason if payload is not None else "",
+        via="api",
+    )
     return Status(202, {"command": command_out(command, car_public_id=car.public_id)})

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from carshare import db
 from keys import endlocks, tasks
 from keys.models import LIVE_STATUSES, AuditAction, DigitalKey, KeyKind, KeyStatus
 from keys.services import (
@@ -280,7 +281,6 @@ def _holds() -> WindowHolds:
     return _window_holds
 
 
-DEADLOCK = "40P01"  # SQLSTATE deadlock_detected
 NOT_AVAILABLE = _("The car is booked or blocked for part of that time.")
 
 
@@ -382,7 +382,7 @@ def _service_key_issue(
     except OperationalError as error:
         # Two inserters of overlapping holds can each wait for the other's uncommitted row;
         # PostgreSQL aborts one of them. The window is contested: say so.
-        if getattr(error.__cause__, "sqlstate", None) == DEADLOCK:
+        if db.is_deadlock(error):
             raise KeyRefused("not_available", NOT_AVAILABLE) from error
         raise
 

@@ -7,12 +7,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
+from carshare.db import one_or_404
 from keys.models import (
     LIVE_STATUSES,
     AuditAction,
@@ -34,13 +34,7 @@ def _keys() -> QuerySet[DigitalKey]:
 
 
 def _one(keys: QuerySet[DigitalKey], public_id: UUID | str) -> DigitalKey:
-    try:
-        key = keys.filter(public_id=public_id).first()
-    except (ValidationError, ValueError):  # not a UUID: as unknown as a UUID nobody has
-        key = None
-    if key is None:
-        raise Http404("No such key.")
-    return key
+    return one_or_404(keys, public_id=public_id, message="No such key.")
 
 
 def key_for_holder(*, user: User, public_id: UUID | str) -> DigitalKey:

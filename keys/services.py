@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from carshare.errors import DomainError
 from keys import endlocks, tasks
 from keys.models import (
     KEY_MOVES,
@@ -51,7 +53,19 @@ def lock_grace() -> datetime.timedelta:
     return datetime.timedelta(minutes=settings.KEY_LOCK_GRACE_MINUTES)
 
 
-class KeyRefused(Exception):
+# Codes for a state of the world rather than the request: trying again later may work, so the
+# API answers 409. not_allowed is a 403 and rate_limited a 429; every other code is a rule the
+# input broke (400).
+CONFLICT_CODES = {
+    "key_not_active",
+    "not_available",
+    "override_required",
+    "not_connected",
+    "needs_reconnecting",
+}
+
+
+class KeyRefused(DomainError):
     """The rules refuse; str(error) can be shown as is and .code tells programs which rule.
 
     Codes: key_not_active (outside the window, revoked, expired), rate_limited (retry_after
@@ -59,10 +73,18 @@ class KeyRefused(Exception):
     to an unknown address; never shown to the sharer), not_eligible, invalid_window, not_allowed, plus vehicles' not_connected/needs_reconnecting.
     """
 
-    def __init__(self, code: str, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
+    def __init__(
+        self, code: str, message: str | Promise, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(code, message, retry_after=retry_after)
+
+    @classmethod
+    def status_for(cls, code: str) -> int:
+        if code == "rate_limited":
+            return 429
+        if code == "not_allowed":
+            return 403  # the person can see the key, but the action is someone else's
+        return 409 if code in CONFLICT_CODES else 400
 
 
 # --- The one place a status changes ---------------------------------------------------------

@@ -28,9 +28,11 @@ from django.forms import BaseForm
 from django.http import HttpRequest
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import AuthenticationError
-from pydantic import BaseModel, StrictBool, ValidationInfo, model_validator
+from pydantic import BaseModel, StrictBool, field_validator
 
 from accounts.models import User
+from carshare import apikit, times
+from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from vehicles import forms, selectors, services
 from vehicles.makes import SUPPORTED_MAKES
 from vehicles.models import (
@@ -45,17 +47,7 @@ from vehicles.models import (
 router = Router(tags=["cars"])
 
 MAKES = [code for code, _name in SUPPORTED_MAKES]
-PAGE_LIMIT = 20
-PAGE_LIMIT_MAX = 100
-OFFSET_MAX = 2**31 - 1  # past a PostgreSQL bigint OFFSET the database itself would fail
 CURRENCY = "EUR"
-
-
-class ApiRequest(HttpRequest):
-    """A request that passed the session-token auth: ninja puts the user on request.auth."""
-
-    auth: User
-
 
 # --- Output ---------------------------------------------------------------------------------
 
@@ -215,25 +207,6 @@ def _connection_out(car: Car) -> dict[str, str] | None:
 # --- Input ----------------------------------------------------------------------------------
 
 
-class QueryParams(Schema):
-    """Base of every operation's query parameters: one the operation does not take is refused
-    (400 `invalid`, naming it) rather than ignored, so a misspelt filter (price_min for
-    min_price) never answers with an unfiltered list that looks like an answer."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_unknown(cls, data: Any, info: ValidationInfo) -> Any:
-        request = (info.context or {}).get("request")  # ninja validates with the request
-        if isinstance(request, HttpRequest):
-            known = {field.alias or name for name, field in cls.model_fields.items()}
-            unknown = sorted(set(request.GET) - known)
-            if unknown:
-                # Django's ValidationError passes through pydantic untouched, to the API's
-                # handler, which names each parameter in the envelope's fields.
-                raise ValidationError({name: ["Unknown parameter."] for name in unknown})
-        return data
-
-
 _EMPTY = {"type": "string", "enum": [""]}  # "not given", as the browse page sends it
 
 
@@ -276,7 +249,9 @@ QueryBool = Literal["", "true", "false", "on", "1", "0"]
 class CarSearchQuery(QueryParams):
     """The browse page's query parameters, read as strings and parsed by CarSearchForm, so a
     page URL's filters work against the API as they are: an empty or missing value means
-    "any". (The page's own `page` is refused: the API pages with limit and offset.)"""
+    "any". (The page's own `page` is refused: the API pages with limit and offset. Its dates
+    need an offset here: the browse page reads a wall-clock time in Amsterdam, the API guesses
+    no zone.)"""
 
     city: str = _search_field("city", "Cars in this city (as the listing names it).")
     make: str = Field("", json_schema_extra={"enum": ["", *MAKES]})
@@ -296,8 +271,8 @@ class CarSearchQuery(QueryParams):
     available_from: str = _search_field(
         "available_from",
         "Only cars free from this moment until available_to (both or neither): "
-        "ISO 8601 with a UTC offset, e.g. 2026-12-01T10:00:00+01:00; without an offset it is "
-        "read as Europe/Amsterdam time, as on the browse page.",
+        "ISO 8601 with a UTC offset (or Z), e.g. 2026-12-01T10:00:00+01:00; a time without "
+        "an offset is refused.",
     )
     available_to: str = _search_field(
         "available_to",
@@ -309,8 +284,16 @@ class CarSearchQuery(QueryParams):
         description="Default: distance when lat/lng are given, else price.",
         json_schema_extra={"enum": ["", *(value for value, _label in forms.CarSearchForm.SORTS)]},
     )
-    limit: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT_MAX, description="Page size.")
-    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="Cars to skip.")
+    limit: int = limit_field()
+    offset: int = offset_field("Cars to skip.")
+
+    @field_validator("available_from", "available_to")
+    @classmethod
+    def _with_an_offset(cls, value: str) -> str:
+        # As every time the API takes (carshare/times.py): a naive one is refused rather than
+        # read in a zone the client may not have meant. The form gets the instant in UTC.
+        moment = times.query_aware_utc(value)
+        return moment.isoformat() if moment is not None else ""
 
 
 def _car_rules(name: str) -> Any:
@@ -496,22 +479,13 @@ def car_list(request: HttpRequest, params: Query[CarSearchQuery]) -> dict[str, A
         # One more query, and only when someone signed in might own some of these cars.
         live_connections=viewer.is_authenticated,
     )
-    count = cars.count()
-    limit, offset = params.limit, params.offset
-    page = list(cars[offset : offset + limit]) if offset < count else []
-
-    def page_url(new_offset: int) -> str:
-        query = request.GET.copy()
-        query["offset"] = str(new_offset)
-        query["limit"] = str(limit)
-        return request.build_absolute_uri("?" + query.urlencode())
-
-    return {
-        "count": count,
-        "next": page_url(offset + limit) if offset + limit < count else None,
-        "previous": page_url(max(offset - limit, 0)) if offset > 0 else None,
-        "results": [_car_out(request, car, viewer=viewer) for car in page],
-    }
+    return apikit.page(
+        request,
+        cars,
+        limit=params.limit,
+        offset=params.offset,
+        out=lambda page: [_car_out(request, car, viewer=viewer) for car in page],
+    )
 
 
 @router.get("/cars/{car_id}", response=CarOut, auth=None, summary="One car")

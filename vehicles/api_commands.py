@@ -15,8 +15,9 @@ from uuid import UUID
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 
+from carshare.apikit import ApiRequest
+from carshare.errors import DomainError
 from vehicles import commands, connections, selectors
-from vehicles.api import ApiRequest
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -109,11 +110,6 @@ def command_out(command: VehicleCommand, *, car_public_id: UUID) -> dict[str, An
     }
 
 
-def _refused(*, code: str, message: str) -> Status[dict[str, Any]]:
-    # The API's error envelope, with a code that says what the client can do about it.
-    return Status(409, {"error": {"code": code, "message": message}})
-
-
 @router.post(
     "/cars/{car_id}/lock",
     response={202: CommandEnvelope, 409: ErrorOut},
@@ -123,12 +119,10 @@ def car_lock(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
     """Ask for your car to be locked. Answers at once with the queued command; follow it with
     GET /commands/{id}. 409 `not_connected` when the car has no connection to its cloud."""
     car = selectors.car_for_owner(user=request.auth, public_id=car_id)
-    try:
-        command = commands.vehicle_command_request(
-            car=car, action=CommandAction.LOCK, reason=CommandReason.OWNER, actor=request.auth
-        )
-    except commands.CommandRefused as refusal:
-        return _refused(code=refusal.code, message=str(refusal))
+    # A CommandRefused (not_connected, ...) is the API's 409 envelope (carshare/api.py).
+    command = commands.vehicle_command_request(
+        car=car, action=CommandAction.LOCK, reason=CommandReason.OWNER, actor=request.auth
+    )
     return Status(202, {"command": command_out(command, car_public_id=car.public_id)})
 
 
@@ -150,8 +144,8 @@ def car_status(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
     Asking also requests a fresh reading (at most one per minimum interval): poll again."""
     car = selectors.car_for_status_viewer(user=request.auth, public_id=car_id)
     if connections.connection_live_for_car(car_id=car.pk) is None:
-        return _refused(
-            code="not_connected", message="This car is not connected to its vehicle cloud."
+        raise DomainError(
+            "not_connected", "This car is not connected to its vehicle cloud.", status=409
         )
     commands.vehicle_status_request_refresh(car_id=car.pk)
     status = commands.vehicle_status_for_car(car_id=car.pk)

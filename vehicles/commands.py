@@ -29,9 +29,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from carshare.errors import DomainError
 from vehicles import connections, provider, tasks
 from vehicles.models import (
     COMMAND_MOVES,
@@ -87,12 +89,15 @@ PLAIN_MESSAGES: dict[type[provider.VehicleCloudError], str] = {
 }
 
 
-class CommandRefused(Exception):
-    """The command cannot be asked for; str(error) can be shown to the person as is."""
+class CommandRefused(DomainError):
+    """The command cannot be asked for; str(error) can be shown to the person as is. The car's
+    state, not the request, is in the way, so the API answers 409."""
 
-    def __init__(self, message: str, *, code: str = "refused") -> None:
-        super().__init__(message)
-        self.code = code  # stable, for programs: not_connected, needs_reconnecting
+    default_status = 409
+
+    def __init__(self, message: str | Promise, *, code: str = "refused") -> None:
+        # code is stable, for programs: not_connected, needs_reconnecting
+        super().__init__(code, message)
 
 
 # --- The one place a status changes ---------------------------------------------------------

@@ -19,10 +19,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
+from carshare import db
+from carshare.errors import DomainError
 from vehicles import crypto, provider
-from vehicles.models import Car, ConnectionStatus, VehicleConnection
+from vehicles.models import VEHICLE_CONNECTED_ONCE, Car, ConnectionStatus, VehicleConnection
 from vehicles.provider import Attributes, Tokens
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,13 @@ LOCK_PREFIX = "carshare:connection-refresh:"
 S = ConnectionStatus
 
 
-class ConnectError(Exception):
+class ConnectError(DomainError):
     """Connecting refused; str(error) can be shown to the owner as is."""
+
+    default_status = 409
+
+    def __init__(self, message: str | Promise, *, code: str = "not_connectable") -> None:
+        super().__init__(code, message)
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -119,8 +127,8 @@ def connection_create(
                 reported_vin=vin or "",
             )
     except IntegrityError as error:
-        # connection_vehicle_once: the vehicle already serves another listing.
-        if "connection_vehicle_once" in str(error):
+        # The vehicle already serves another listing.
+        if db.violates(error, VEHICLE_CONNECTED_ONCE):
             raise ConnectError(
                 _("This vehicle is already connected to another car on carshare.")
             ) from error

@@ -24,6 +24,9 @@ from vehicles.makes import MAKE_NAMES, NO_REMOTE_LOCK, SUPPORTED_MAKES
 
 MIN_YEAR = 2015  # the vehicle cloud connects cars of model year 2015 and newer
 DEFAULT_TIME_ZONE = "Europe/Amsterdam"
+# Constraint names the services recognise an IntegrityError by (carshare.db.violates).
+PLATE_UNIQUE_WHEN_LISTED = "car_plate_unique_when_listed"
+VEHICLE_CONNECTED_ONCE = "connection_vehicle_once"
 
 # 17 characters, digits and capitals without I, O and Q (ISO 3779).
 vin_validator = RegexValidator(
@@ -180,7 +183,7 @@ class Car(models.Model):
             models.UniqueConstraint(
                 fields=["licence_plate"],
                 condition=Q(is_listed=True),
-                name="car_plate_unique_when_listed",
+                name=PLATE_UNIQUE_WHEN_LISTED,
                 violation_error_message=_("A listed car already has this licence plate."),
             ),
             models.CheckConstraint(condition=Q(year__gte=MIN_YEAR), name="car_year_min"),
@@ -294,7 +297,7 @@ class VehicleConnection(models.Model):
             models.UniqueConstraint(
                 fields=["provider", "vehicle_id"],
                 condition=~Q(status="disconnected"),
-                name="connection_vehicle_once",
+                name=VEHICLE_CONNECTED_ONCE,
             ),
         ]
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
+
+from carshare.errors import DomainError
 
 # The formats the help text promises. Only their decoders are tried, so a GIF, TIFF or PSD
 # named car.jpg is refused rather than handed to a decoder we never meant to expose. (Pillow's
@@ -18,8 +21,11 @@ from PIL import Image, UnidentifiedImageError
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
-class PhotoRefused(ValueError):
+class PhotoRefused(DomainError, ValueError):
     """The upload is not a photo we take; str(error) can be shown to the user as is."""
+
+    def __init__(self, message: str | Promise, *, code: str = "invalid_photo") -> None:
+        super().__init__(code, message)
 
 
 def photo_check(upload: UploadedFile) -> tuple[int, int]:

@@ -30,6 +30,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from carshare.db import one_or_404
 from vehicles.makes import can_lock_remotely
 from vehicles.models import (
     COMMAND_PENDING,
@@ -96,14 +97,9 @@ def car_for_status_viewer(*, user: User, public_id: UUID | str) -> Car:
 
 def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
     """The owner's car, listed or not; anyone else gets 404."""
-    car = (
-        Car.objects.filter(public_id=public_id, owner=user).first()
-        if user.is_authenticated
-        else None
-    )
-    if car is None:
+    if not user.is_authenticated:
         raise Http404("No such car.")
-    return car
+    return one_or_404(Car.objects.filter(owner=user), public_id=public_id, message="No such car.")
 
 
 def car_for_viewer(*, user: User | AnonymousUser, public_id: UUID | str) -> Car:

@@ -14,19 +14,29 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps
 
 from accounts.models import User
-from vehicles.models import Car, CarPhoto
+from carshare import db
+from carshare.errors import DomainError
+from vehicles.models import PLATE_UNIQUE_WHEN_LISTED, Car, CarPhoto
 from vehicles.photos import PHOTO_FORMATS, PhotoRefused, photo_check
 
 PHOTO_MAX_SIDE = 1600
 THUMB_SIZE = (480, 320)
 
 
-class CarError(Exception):
-    """Raised when the rules refuse an action; str(error) can be shown to the user as is."""
+class CarError(DomainError):
+    """Raised when the rules refuse an action; str(error) can be shown to the user as is. What
+    a form shows on the page (a plate another listed car took meanwhile, ...) is a 409
+    `conflict` in the API."""
+
+    default_status = 409
+
+    def __init__(self, message: str | Promise, *, code: str = "conflict") -> None:
+        super().__init__(code, message)
 
 
 def _jpeg(image: Image.Image) -> ContentFile:
@@ -92,7 +102,7 @@ def _save(car: Car) -> Car:
             car.save()
     except IntegrityError as error:
         # Two owners racing for the same plate: the partial unique index decides.
-        if "car_plate_unique_when_listed" in str(error):
+        if db.violates(error, PLATE_UNIQUE_WHEN_LISTED):
             raise CarError(_("A listed car already has this licence plate.")) from error
         raise
     return car

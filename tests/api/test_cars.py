@@ -276,6 +276,31 @@ def test_list_refuses_bad_query_params(client, db, query, field):
     assert_error(client.get(CARS, query), 400, "invalid", field)
 
 
+@pytest.mark.parametrize("field", ["available_from", "available_to"])
+def test_list_refuses_a_time_without_an_offset(client, db, field):
+    # The browse page reads its wall-clock times in Amsterdam; the API guesses no zone.
+    dates = {
+        "available_from": "2030-05-01T10:00:00+02:00",
+        "available_to": "2030-05-01T12:00:00+02:00",
+        field: "2030-05-01T11:00:00",
+    }
+    error = assert_error(client.get(CARS, dates), 400, "invalid", field)
+    assert "offset is required" in error["fields"][field][0]
+
+
+def test_list_reads_an_unescaped_plus_as_the_offset(client, owner):
+    car = CarFactory(owner=owner, connected=True)
+    start = datetime.datetime(2030, 5, 1, 8, tzinfo=datetime.UTC)
+    booking_services.block_create(car=car, user=owner, starts_at=start, ends_at=start + HOUR)
+
+    # "+02:00" typed into a URL unescaped arrives as " 02:00": 10:00+02:00 is inside the block.
+    taken = "available_from=2030-05-01T10:00:00+02:00&available_to=2030-05-01T10:30:00+02:00"
+    response = client.get(f"{CARS}?{taken}")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 0
+
+
 # --- GET /cars/{id} ---------------------------------------------------------------------------
 
 

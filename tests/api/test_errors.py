@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carshare.api import server_error_page
+from carshare.errors import DomainError
 from tests.api.helpers import CARS, assert_envelope, assert_error, car_payload, car_url
 from tests.factories import make_image_upload
 from vehicles import selectors, services
@@ -320,3 +321,39 @@ def test_a_failure_outside_the_api_handlers_is_the_envelope_under_api(rf):
     assert response.status_code == 500
     assert json.loads(response.content)["error"]["code"] == "internal_error"
     assert server_error_page(rf.get("/cars/"))["Content-Type"].startswith("text/html")
+
+
+# --- Domain refusals ------------------------------------------------------------------------
+
+
+def test_a_refusal_keeps_its_code_status_and_fields(client, owner_auth, monkeypatch):
+    # Any app's refusal is a DomainError; the one handler answers with what it carries.
+    def refuse(**kwargs: Any) -> None:
+        raise DomainError(
+            "plate_format", "Check the plate.", status=400, fields={"licence_plate": ["Too odd."]}
+        )
+
+    monkeypatch.setattr(services, "car_create", refuse)
+
+    response = client.post(CARS, car_payload(), content_type=JSON, headers=owner_auth)
+
+    error = assert_error(response, 400, "plate_format", "licence_plate")
+    assert error == {
+        "code": "plate_format",
+        "message": "Check the plate.",
+        "fields": {"licence_plate": ["Too odd."]},
+    }
+    assert "Retry-After" not in response
+
+
+def test_a_rate_limit_says_when_to_try_again(client, owner_auth, monkeypatch):
+    def slow_down(**kwargs: Any) -> None:
+        raise DomainError("rate_limited", "Try again in a minute.", status=429, retry_after=60)
+
+    monkeypatch.setattr(services, "car_create", slow_down)
+
+    response = client.post(CARS, car_payload(), content_type=JSON, headers=owner_auth)
+
+    assert_error(response, 429, "rate_limited")
+    assert response["Retry-After"] == "60"
+    assert "fields" not in response.json()["error"]
