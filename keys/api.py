@@ -45,9 +45,11 @@ from keys.models import (
     KeyKind,
     KeyStatus,
 )
+from vehicles import commands as vehicle_commands
+from vehicles import connections
 from vehicles import selectors as vehicle_selectors
 from vehicles.api import OFFSET_MAX, PAGE_LIMIT, PAGE_LIMIT_MAX, ApiRequest, QueryParams
-from vehicles.api_commands import CommandEnvelope, ErrorOut, command_out
+from vehicles.api_commands import CommandEnvelope, ErrorOut, StatusOut, command_out
 from vehicles.models import Car, CommandAction, VehicleCommand
 
 router = Router(tags=["keys"])
@@ -559,6 +561,27 @@ def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> di
 
 
 @router.post(
+    "/cars/{car_id}/lock",
+    response={202: CommandEnvelope, 409: ErrorOut},
+    summary="Lock your car",
+    tags=["vehicle commands"],
+    # Its name from before keys answered it: clients generated from the document keep working.
+    operation_id="vehicles_api_commands_car_lock",
+)
+def car_lock(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
+    """Ask for your car to be locked. Answers at once with the queued command; follow it with
+    GET /commands/{id}. 409 `not_connected` when the car has no connection to its cloud."""
+    car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
+    try:
+        command = use.car_owner_command(
+            car=car, user=request.auth, action=CommandAction.LOCK, via=AuditVia.OWNER
+        )
+    except services.KeyRefused as refusal:
+        return _refused(refusal)
+    return Status(202, {"command": command_out(command, car_public_id=car.public_id)})
+
+
+@router.post(
     "/cars/{car_id}/unlock",
     response={202: CommandEnvelope, 409: ErrorOut, 429: ErrorOut},
     summary="Unlock your car",
@@ -587,3 +610,53 @@ def car_unlock(
     except services.KeyRefused as refusal:
         return _refused(refusal, response)
     return Status(202, {"command": command_out(command, car_public_id=car.public_id)})
+
+
+@router.get(
+    "/cars/{car_id}/status",
+    response={200: StatusOut, 409: ErrorOut},
+    summary="A car's live status (owner or key holder)",
+    tags=["vehicle commands"],
+    # Its name from before keys answered it: clients generated from the document keep working.
+    operation_id="vehicles_api_commands_car_status",
+)
+def car_status(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
+    """The last known lock state, position, odometer and fuel or battery, with their age, for
+    the owner and for whoever holds a key open on the car now (a renter during the trip).
+    Asking also requests a fresh reading (at most one per minimum interval): poll again."""
+    car = selectors.car_for_status_viewer(user=request.auth, public_id=car_id)
+    if connections.connection_live_for_car(car_id=car.pk) is None:
+        return Status(
+            409,
+            {
+                "error": {
+                    "code": "not_connected",
+                    "message": "This car is not connected to its vehicle cloud.",
+                }
+            },
+        )
+    vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
+    status = vehicle_commands.vehicle_status_for_car(car_id=car.pk)
+    now = timezone.now()
+    data_age = status.data_age if status else None
+    fetched_at = status.fetched_at if status else None
+    requested = status.refresh_requested_at if status else None
+    return Status(
+        200,
+        {
+            "car_id": car.public_id,
+            "is_locked": status.is_locked if status else None,
+            "doors_open": status.doors_open if status else None,
+            "latitude": status.latitude if status else None,
+            "longitude": status.longitude if status else None,
+            "odometer_km": status.odometer_km if status else None,
+            "fuel_percent": status.fuel_percent if status else None,
+            "battery_percent": status.battery_percent if status else None,
+            "range_km": status.range_km if status else None,
+            "data_age": data_age,
+            "data_age_seconds": max(0, int((now - data_age).total_seconds())) if data_age else None,
+            "fetched_at": fetched_at,
+            "refreshing": requested is not None and (fetched_at is None or fetched_at < requested),
+            "last_error": status.last_error if status else "",
+        },
+    )

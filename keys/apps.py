@@ -7,10 +7,7 @@ class KeysConfig(AppConfig):
 
     def ready(self) -> None:
         # vehicles sits below keys and must not import it (STYLE §2): hand it the checks.
-        from keys import selectors, use
+        from keys import use
         from vehicles import commands
-        from vehicles import selectors as vehicle_selectors
 
         commands.register_command_guard(use.command_guard)
-        commands.register_command_observer(use.audit_unkeyed_command)
-        vehicle_selectors.register_status_viewer_check(selectors.key_open_for_status)

@@ -24,7 +24,7 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as car_selectors
-from vehicles.models import CommandStatus, VehicleCommand
+from vehicles.models import Car, CommandStatus, VehicleCommand
 
 K = KeyStatus
 
@@ -130,9 +130,17 @@ def shared_keys_of(*, key: DigitalKey) -> QuerySet[DigitalKey]:
     return _keys().filter(parent=key).order_by("valid_from", "pk")
 
 
-def key_open_for_status(user: User, car_id: int) -> bool:
-    """Registered with vehicles.selectors: a holder of a key open on the car now may see its
-    live status and position (not before the window, not after the grace)."""
+def car_for_status_viewer(*, user: User, public_id: UUID | str) -> Car:
+    """The car for its owner or for a person holding a key open on it now (not before the
+    window, not after the grace): who may see its live status and position. Anyone else
+    gets 404."""
+    car = Car.objects.filter(public_id=public_id).first() if user.is_authenticated else None
+    if car is None or (car.owner_id != user.pk and not _key_open_for_status(user, car.pk)):
+        raise Http404("No such car.")
+    return car
+
+
+def _key_open_for_status(user: User, car_id: int) -> bool:
     now = timezone.now()
     return DigitalKey.objects.filter(
         holder=user, car_id=car_id, status=K.ACTIVE, valid_from__lte=now, lock_until__gt=now

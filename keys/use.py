@@ -176,7 +176,6 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
             reason=_reason_for(current),
             actor=user,
             key_id=current.pk,
-            audited=True,
             admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
         )
     except vehicle_commands.CommandRefused as error:
@@ -209,7 +208,6 @@ def system_command(
             reason=reason,
             actor=None,
             key_id=key.pk,
-            audited=True,
             not_before=not_before,
         )
     except vehicle_commands.CommandRefused as error:
@@ -312,7 +310,6 @@ def _owner_command_record(
             action=action,
             reason=reason,
             actor=user,
-            audited=True,
             admit=_unlock_admission(action=action, user=user, car_id=car.pk),
         )
     except vehicle_commands.CommandRefused as error:
@@ -327,22 +324,6 @@ def _owner_command_record(
         command_public_id=command.public_id,
     )
     return command
-
-
-def audit_unkeyed_command(command: VehicleCommand, actor: User | None, reason: str) -> None:
-    """Registered with vehicles.commands: a lock or unlock asked for without going through
-    this module (the owner's "Lock now" on the car page or in the API, an admin's force lock)
-    is audited too, in the command's own transaction; `actor` and `reason` are the press's
-    (a joined press answered with someone else's command is still its presser's row)."""
-    audit_record(
-        car_id=command.car_id,
-        key=None,
-        actor=actor,
-        action=command.action,
-        via="admin" if reason == CommandReason.ADMIN else "owner",
-        detail=str(CommandReason(reason).label),
-        command_public_id=command.public_id,
-    )
 
 
 # --- The vehicle worker's last check --------------------------------------------------------

@@ -28,7 +28,7 @@ from accounts.models import User
 from carshare.http import AuthedHtmxRequest, ask_to_confirm, is_confirmed, render_page_or_partial
 from keys import grants, selectors, use
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
-from keys.models import DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
@@ -111,7 +111,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
 def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
     """The car's last known status for a holder whose key is open now (else nothing)."""
     try:
-        car = car_selectors.car_for_status_viewer(user=user, public_id=key.car.public_id)
+        car = selectors.car_for_status_viewer(user=user, public_id=key.car.public_id)
     except Http404:  # the window closed (or has not been opened by the key clock yet)
         return {"live": False}
     # Someone is looking: have the worker read the car (at most once per interval).
@@ -395,6 +395,28 @@ def service_key_issue(request: AuthedHtmxRequest, public_id: UUID) -> HttpRespon
                 return redirect("keys:car_keys", public_id=car.public_id)
             return _car_keys_response(request, car, {"keys_message": done})
     return _car_keys_response(request, car, {"service_form": form})  # 200 with the errors
+
+
+@login_required
+@require_POST
+def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The owner's Lock now on the car page: records the command and answers at once; the
+    worker does the rest. Audited like every command a person asks of a car."""
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    try:
+        command = use.car_owner_command(
+            car=car, user=request.user, action=CommandAction.LOCK, via=AuditVia.OWNER
+        )
+    except KeyRefused as refusal:  # not connected, needs reconnecting
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(car)
+        return vehicle_views.command_fragment(request, car, None, str(refusal))
+    if not request.htmx:
+        messages.info(request, _("Locking your car: follow it below."))
+        return redirect(car)
+    response = vehicle_views.command_fragment(request, car, command)
+    return trigger_client_event(response, vehicle_views.COMMAND_EVENT)
 
 
 @login_required

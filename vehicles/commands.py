@@ -187,14 +187,13 @@ def vehicle_command_enqueue(
     reason: str,
     actor: User | None,
     key_id: int | None = None,
-    audited: bool = False,
     not_before: datetime.datetime | None = None,
     admit: Callable[[], None] | None = None,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
     unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
-    both happen or neither does. Sent once that transaction commits. `audited`: the caller
-    records the attempt in the keys audit log itself; otherwise the registered observer does.
+    both happen or neither does. Sent once that transaction commits. Who asked is audited
+    by the caller: keys, which answers every command a person asks of a car.
     `not_before`: a system command staged ahead of its moment (the unlock at a trip start, so a
     thousand trips starting in one minute need no work at that minute but the sends); it waits
     queued, supersedes nothing and is superseded by nothing until then.
@@ -234,8 +233,6 @@ def vehicle_command_enqueue(
         _supersede_older(car_id=car_id, now=now, newest_pk=pending.pk, by=pending.public_id)
         if actor is not None and actor.pk != pending.actor_id:
             pending.joined_by.add(actor)
-        if not audited and _command_observer is not None:
-            _command_observer(pending, actor, reason)
         return pending
     if admit is not None:
         admit()  # before anything yields to the new command: a refusal leaves all as it was
@@ -273,8 +270,6 @@ def vehicle_command_enqueue(
     )
     # Staged: nothing superseded yet, the car's current wishes stand until this one is due.
     delay = (not_before - now).total_seconds() if staged else 0.0
-    if not audited and _command_observer is not None:
-        _command_observer(command, actor, reason)
     _dispatch(command.pk, delay=delay)
     return command
 
@@ -341,19 +336,6 @@ def commands_withdraw(*, key_id: int, note: str) -> int:
 
 def command_exists(*, key_id: int, reason: str) -> bool:
     return VehicleCommand.objects.filter(key_id=key_id, reason=reason).exists()
-
-
-# Every lock and unlock of a car goes into the keys app's audit log, including the owner's own
-# "Lock now" and an admin's force lock, which do not go through a key. Keys registers the
-# observer (one slot); it runs inside the command's transaction, with who asked and why (for a
-# joined press, someone other than the command's own actor).
-CommandObserver = Callable[[VehicleCommand, User | None, str], None]
-_command_observer: CommandObserver | None = None
-
-
-def register_command_observer(fn: CommandObserver) -> None:
-    global _command_observer  # a one-slot registry, set once at start-up
-    _command_observer = fn
 
 
 # --- Who may still send a command under a digital key ---------------------------------------

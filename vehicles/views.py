@@ -315,40 +315,22 @@ def car_commands(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
-    """Lock now: records the command and answers at once; the worker does the rest."""
-    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
-    try:
-        command = commands.vehicle_command_request(
-            car=car, action="lock", reason="owner", actor=request.user
-        )
-    except commands.CommandRefused as refusal:
-        if not request.htmx:
-            messages.error(request, str(refusal))
-            return redirect(car)
-        context = {"car": car, "command": None, "command_error": str(refusal)}
-        return render_page_or_partial(request, CAR_PAGE, "car-command", context)
-    if not request.htmx:
-        messages.info(request, _("Locking your car: follow it below."))
-        return redirect(car)
-    response = _command_fragment(request, command)
-    return trigger_client_event(response, COMMAND_EVENT)
-
-
-@login_required
 @require_GET
 def vehicle_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """A command's progress, polled every 2 s while it is pending, then no more."""
     command = commands.command_for_owner(user=request.user, public_id=public_id)  # or 404
     if not request.htmx:
         return redirect(command.car)
-    response = _command_fragment(request, command)
+    response = command_fragment(request, command.car, command)
     if not command.is_pending:
         trigger_client_event(response, COMMAND_EVENT)
     return response
 
 
-def _command_fragment(request: AuthedHtmxRequest, command: VehicleCommand) -> HttpResponse:
-    context = {"car": command.car, "command": command, "command_error": ""}
+def command_fragment(
+    request: AuthedHtmxRequest, car: Car, command: VehicleCommand | None, error: str = ""
+) -> HttpResponse:
+    """The car page's command progress (a normal request gets the page): for its polling,
+    and for the owner's Lock now, which keys answers."""
+    context = {"car": car, "command": command, "command_error": error}
     return render_page_or_partial(request, CAR_PAGE, "car-command", context)
