@@ -90,7 +90,8 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
     list_select_related = ["car", "holder"]
     date_hierarchy = "valid_from"
     readonly_fields = [
-        "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id", "parent",
+        "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id",
+        "booking_public_id", "parent",
         "window", "locks_until", "note", "created", "activated", "ended", "revoked_by",
         "revoke_reason",
     ]  # fmt: skip

@@ -197,9 +197,7 @@ def _state(key: DigitalKey, now: datetime.datetime) -> str:
     return "past"
 
 
-def _key_out(
-    key: DigitalKey, *, viewer: User, bookings: dict[int, UUID], now: datetime.datetime
-) -> dict[str, Any]:
+def _key_out(key: DigitalKey, *, viewer: User, now: datetime.datetime) -> dict[str, Any]:
     car = key.car
     zone = _zone(car)
     sharer = key.parent.holder if key.kind == KeyKind.SHARED and key.parent else None
@@ -227,7 +225,7 @@ def _key_out(
         "may_unlock_now": unlock_refusal is None,
         "may_lock_now": lock_refusal is None,
         "reason_unavailable": str(unlock_refusal) if unlock_refusal else None,
-        "booking_id": bookings.get(key.booking_id) if key.booking_id else None,
+        "booking_id": key.booking_public_id,
         "shared_by": {"name": _first_name(sharer)} if sharer else None,
         "note": key.note,
         "created_at": _local(key.created_at, zone),
@@ -237,10 +235,8 @@ def _key_out(
 
 
 def _keys_out(keys: Sequence[DigitalKey], *, viewer: User) -> list[dict[str, Any]]:
-    """Every key with its booking's public id, found in one query for the lot."""
-    bookings = selectors.booking_public_ids(booking_ids=[key.booking_id for key in keys])
     now = timezone.now()
-    return [_key_out(key, viewer=viewer, bookings=bookings, now=now) for key in keys]
+    return [_key_out(key, viewer=viewer, now=now) for key in keys]
 
 
 def _one_key_out(key: DigitalKey, *, viewer: User) -> dict[str, Any]:

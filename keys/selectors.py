@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -175,23 +174,3 @@ def overrides_during(*, key: DigitalKey) -> QuerySet[AuditEntry]:
         .select_related("actor")
         .order_by("-at")
     )
-
-
-# A trip and shared key names its booking by the booking's private id (bookings sits above
-# keys). Pages and the API show the booking's public id instead: bookings registers the lookup
-# from its AppConfig.ready() (one slot; registering again replaces it).
-BookingPublicIds = Callable[[Collection[int]], dict[int, UUID]]
-_booking_public_ids: BookingPublicIds | None = None
-
-
-def register_booking_public_ids(fn: BookingPublicIds) -> None:
-    global _booking_public_ids  # a one-slot registry, set once at start-up
-    _booking_public_ids = fn
-
-
-def booking_public_ids(*, booking_ids: Collection[int | None]) -> dict[int, UUID]:
-    """{booking id: public id} for these bookings, in one query; {} without bookings."""
-    wanted = {booking_id for booking_id in booking_ids if booking_id is not None}
-    if not wanted or _booking_public_ids is None:
-        return {}
-    return _booking_public_ids(wanted)

@@ -17,6 +17,7 @@ or service window in keys.endlocks.
 from __future__ import annotations
 
 import datetime
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -183,6 +184,7 @@ def key_open_on_first_use(*, key: DigitalKey, actor: User) -> DigitalKey:
 def trip_key_issue(
     *,
     booking_id: int,
+    booking_public_id: UUID,
     car: Car,
     renter: User,
     starts_at: datetime.datetime,
@@ -203,6 +205,7 @@ def trip_key_issue(
         car=car,
         holder=renter,
         booking_id=booking_id,
+        booking_public_id=booking_public_id,
         valid_from=starts_at - datetime.timedelta(minutes=car.early_access_minutes),
         valid_until=ends_at,
         lock_until=ends_at + lock_grace(),

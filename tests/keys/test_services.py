@@ -85,9 +85,15 @@ def test_an_instant_booking_gets_its_key_at_once(instant_car, renter):
     assert DigitalKey.objects.get(booking_id=booking.pk).holder == renter
 
 
+def test_a_trip_key_knows_its_booking_by_public_id(confirmed_booking, trip_key):
+    # Pages and the API name the trip by its public id without asking bookings for it.
+    assert trip_key.booking_public_id == confirmed_booking.public_id
+
+
 def test_the_issue_hook_running_twice_keeps_one_key(confirmed_booking, trip_key):
     again = services.trip_key_issue(
         booking_id=confirmed_booking.pk,
+        booking_public_id=confirmed_booking.public_id,
         car=confirmed_booking.car,
         renter=confirmed_booking.renter,
         starts_at=confirmed_booking.starts_at,
