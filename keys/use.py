@@ -1,6 +1,8 @@
 """Using keys: a holder's lock and unlock, the system's unlock at a trip start, the owner's own
-commands (an unlock during someone else's trip only by a recorded override), the rate limits, and
-the check the vehicle worker makes right before it calls the car.
+commands (Lock now, an unlock during someone else's trip only by a recorded override, an
+admin's force lock) and the rate limits. A command asked under a key carries the key's window
+end as its own deadline; ending or revoking the key withdraws it (keys.services._key_move), so
+the vehicle worker checks nothing but the command's row.
 
 Every attempt, allowed or denied, leaves an AuditEntry. An allowed one is recorded in the same
 transaction as its command in the outbox, so neither exists without the other; a denied one in
@@ -21,7 +23,15 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
-from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
+from keys.services import (
+    KeyRefused,
+    audit_denied,
+    audit_record,
+    key_ended_message,
+    key_open_on_first_use,
+    local_time,
+    trip_over_message,
+)
 from vehicles import commands as vehicle_commands
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
@@ -37,10 +47,8 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
 
     The car (its time zone) is read only to word a refusal: the worker's last check before
     every trip-start unlock mostly finds nothing to refuse."""
-    if key.status == K.REVOKED:
-        return KeyRefused("key_not_active", _("This key was revoked."))
-    if key.status == K.EXPIRED:
-        return KeyRefused("key_not_active", _("This key has expired."))
+    if key.status in (K.REVOKED, K.EXPIRED):
+        return KeyRefused("key_not_active", key_ended_message(key.status))
     if now < key.valid_from:
         return KeyRefused(
             "key_not_active",
@@ -48,15 +56,19 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
         )
     if action == CommandAction.UNLOCK and now >= key.valid_until:
         if now < key.lock_until:
-            return KeyRefused(
-                "key_not_active",
-                _("The trip is over: you can only lock the car, until %(at)s.")
-                % {"at": local_time(key.car, key.lock_until)},
-            )
-        return KeyRefused("key_not_active", _("This key has expired."))
+            return KeyRefused("key_not_active", trip_over_message(key.car, key.lock_until))
+        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
     if action == CommandAction.LOCK and now >= key.lock_until:
-        return KeyRefused("key_not_active", _("This key has expired."))
+        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
     return None  # issued keys inside their window are opened on first use (key_command)
+
+
+def _key_deadline(key: DigitalKey, action: str) -> dict[str, object]:
+    """The command's own deadline under this key: the end of its window for `action`, and
+    the words for a press still queued then (revoking or expiring the key withdraws it)."""
+    at = key.valid_until if action == CommandAction.UNLOCK else key.lock_until
+    refusal = key_refusal(key=key, action=action, now=at)
+    return {"not_after": at, "late_message": str(refusal) if refusal else ""}
 
 
 # --- Rate limits ---------------------------------------------------------------------------
@@ -177,6 +189,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
             actor=user,
             key_id=current.pk,
             admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
+            **_key_deadline(current, action),
         )
     except vehicle_commands.CommandRefused as error:
         raise KeyRefused(error.code, str(error)) from error
@@ -200,7 +213,9 @@ def system_command(
 ) -> VehicleCommand | None:
     """The trip clock's unlock at the start (or an end lock), inside the caller's transaction;
     `not_before` stages it for that moment. A car that lost its connection is recorded as a
-    denied attempt, never an exception that would undo the trip's move."""
+    denied attempt, never an exception that would undo the trip's move. An end lock has no
+    deadline; the unlock at the start goes only inside the key's window."""
+    deadline = {} if reason in vehicle_commands.END_LOCK_REASONS else _key_deadline(key, action)
     try:
         command = vehicle_commands.vehicle_command_enqueue(
             car_id=key.car_id,
@@ -209,6 +224,7 @@ def system_command(
             actor=None,
             key_id=key.pk,
             not_before=not_before,
+            **deadline,
         )
     except vehicle_commands.CommandRefused as error:
         audit_record(
@@ -324,31 +340,3 @@ def _owner_command_record(
         command_public_id=command.public_id,
     )
     return command
-
-
-# --- The vehicle worker's last check --------------------------------------------------------
-
-
-def command_guard(command: VehicleCommand, now: datetime.datetime) -> str | None:
-    """Registered with vehicles.commands: may this command, asked under a key, still go? The
-    end lock always goes; anything else needs the key still open for its action right now."""
-    if command.reason in (CommandReason.TRIP_END, CommandReason.SERVICE_END):
-        return None
-    # No select_related("car"): the car is only needed to word a refusal, which is rare.
-    key = next(iter(DigitalKey.objects.filter(pk=command.key_id)[:1]), None)
-    if key is None:
-        return _("The key no longer exists.")
-    if command.reason == CommandReason.TRIP_START and key.status == K.ISSUED:
-        # The unlock staged for the start goes at the start, even if the trip clock has not
-        # opened the key yet (a thousand trips starting in one minute); a cancelled trip
-        # revoked the key, which stops it here.
-        # Measured from the moment it was staged for: a worker may take a message up to a
-        # second early (vehicles.commands.DUE_TOLERANCE, for clock skew between machines).
-        at = max(now, command.next_attempt_at or now)
-        refusal = key_refusal(key=key, action=command.action, now=at)
-        return str(refusal) if refusal else None
-    if key.status != K.ACTIVE:
-        refusal = key_refusal(key=key, action=command.action, now=now)
-        return str(refusal) if refusal else _("This key is not active.")
-    refusal = key_refusal(key=key, action=command.action, now=now)
-    return str(refusal) if refusal else None

@@ -11,6 +11,7 @@ from django.db import DatabaseError, transaction
 from bookings import services as booking_services
 from keys import grants, selectors, services, use
 from keys.models import AuditEntry, DigitalKey
+from vehicles import commands
 from vehicles import tasks as vehicle_tasks
 from vehicles.models import CommandStatus, VehicleCommand
 
@@ -294,8 +295,11 @@ def test_the_guard_refuses_an_unlock_whose_window_closed_meanwhile(
 ):
     clock.move_to(active_booking.ends_at - datetime.timedelta(seconds=5), tick=False)
     unlock = use.key_command(key=active_trip_key, user=renter, action="unlock")
-    assert use.command_guard(unlock, active_booking.ends_at - datetime.timedelta(seconds=4)) is None
-    refusal = use.command_guard(unlock, active_booking.ends_at)
+    assert (
+        commands.command_refusal(unlock, active_booking.ends_at - datetime.timedelta(seconds=4))
+        is None
+    )
+    refusal = commands.command_refusal(unlock, active_booking.ends_at)
     assert refusal.startswith("The trip is over: you can only lock the car")
 
 
@@ -303,7 +307,8 @@ def test_the_guard_refuses_commands_of_expired_keys(active_trip_key, renter, clo
     lock = use.key_command(key=active_trip_key, user=renter, action="lock")
     clock.move_to(active_trip_key.lock_until, tick=False)
     services.key_expire(key_id=active_trip_key.pk)
-    assert use.command_guard(lock, active_trip_key.lock_until) == "This key has expired."
+    lock.refresh_from_db()  # withdrawn with the key, in the same transaction
+    assert commands.command_refusal(lock, active_trip_key.lock_until) == "This key has expired."
 
 
 def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key, clock, admin):
@@ -311,7 +316,7 @@ def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key
     booking_services.booking_complete(booking_id=active_booking.pk)
     grants.key_revoke(key=active_trip_key, user=admin)
     end_lock = VehicleCommand.objects.filter(reason="trip_end").first()
-    assert use.command_guard(end_lock, active_booking.ends_at + 3 * H) is None
+    assert commands.command_refusal(end_lock, active_booking.ends_at + 3 * H) is None
 
 
 def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, technician, clock):
@@ -325,4 +330,38 @@ def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, 
     services.service_window_end(key_id=key.pk)
     grants.key_revoke(key=key, user=owner)
     lock = VehicleCommand.objects.get(reason="service_end")
-    assert use.command_guard(lock, start + 5 * H) is None
+    assert commands.command_refusal(lock, start + 5 * H) is None
+
+
+def test_a_holders_press_carries_its_own_deadline(active_booking, active_trip_key, renter, clock):
+    clock.move_to(active_booking.ends_at - datetime.timedelta(seconds=5), tick=False)
+    unlock = use.key_command(key=active_trip_key, user=renter, action="unlock")
+    lock = use.key_command(key=active_trip_key, user=renter, action="lock")
+    # The trip ends before the send window does: the unlock stops with the trip, the lock
+    # goes on until the send window closes (locking works through the grace).
+    assert unlock.not_after == active_booking.ends_at
+    assert unlock.late_message.startswith("The trip is over: you can only lock the car")
+    assert lock.not_after == lock.send_by
+    assert lock.late_message == ""
+
+
+def test_revoking_a_key_withdraws_its_queued_press_at_once(shared_key, renter, co_driver):
+    unlock = use.key_command(key=shared_key, user=co_driver, action="unlock")
+    grants.key_revoke(key=shared_key, user=renter)
+    unlock.refresh_from_db()  # no worker has run: the revoke itself withdrew it
+    assert (unlock.status, unlock.error_type) == (CommandStatus.FAILED, "KEY_NOT_ACTIVE")
+    assert unlock.error_message == "This key was revoked."
+    assert unlock.events.last().note.startswith("key revoked")
+
+
+def test_ending_a_trip_early_withdraws_a_queued_unlock_but_not_the_end_lock(
+    active_booking, active_trip_key, renter
+):
+    unlock = use.key_command(key=active_trip_key, user=renter, action="unlock")
+    booking_services.booking_end(booking=active_booking, user=renter)
+    unlock.refresh_from_db()
+    assert (unlock.status, unlock.error_type) == (CommandStatus.FAILED, "KEY_NOT_ACTIVE")
+    assert unlock.error_message.startswith("The trip is over: you can only lock the car")
+    end_lock = VehicleCommand.objects.get(key_id=active_trip_key.pk, reason="trip_end")
+    assert end_lock.status == CommandStatus.QUEUED
+    assert end_lock.not_after is None  # an end lock always goes
