@@ -1,5 +1,5 @@
 """Using keys: the holder's lock and unlock with their windows and rate limits, the owner's own
-commands and overrides, the append-only audit log, and the worker's last check (command_guard)."""
+commands and overrides, the append-only audit log, and the worker's last check (the command's own row)."""
 
 from __future__ import annotations
 
