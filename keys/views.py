@@ -32,17 +32,15 @@ from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
-from vehicles import views as vehicle_views
 from vehicles.models import Car, CommandAction, VehicleCommand
 
 KEY_PAGE = "keys/key_detail.html"
 KEY_PANEL = "keys/_key_panel.html"
 COMMAND_FRAGMENT = "keys/_command.html"
 CAR_KEYS_PAGE = "keys/car_keys.html"
-# Tells the live status and the audit log that a command was asked for or finished; the owner's
-# car page listens for the vehicles app's event (its status and command history).
-COMMAND_EVENT = "key-command-changed"
-COMMAND_EVENTS = (COMMAND_EVENT, vehicle_views.COMMAND_EVENT)
+# The one event for every command a person asks of a car: asked for, or finished. The key page's
+# live status, the owner's car page (its status and command history) and the audit log listen.
+COMMAND_EVENT = "car-command-changed"
 # Before its window opens, the panel looks again every 30 s (so the buttons wake up on time), but
 # only this close to the opening: a page left open days ahead need not poll.
 PANEL_REFRESH_AHEAD = datetime.timedelta(hours=1)
@@ -222,9 +220,7 @@ def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> Ht
 
 
 def _command_changed(response: HttpResponse) -> HttpResponse:
-    for event in COMMAND_EVENTS:
-        trigger_client_event(response, event)
-    return response
+    return trigger_client_event(response, COMMAND_EVENT)
 
 
 @login_required
@@ -411,12 +407,11 @@ def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
         if not request.htmx:
             messages.error(request, str(refusal))
             return redirect(car)
-        return vehicle_views.command_fragment(request, car, None, str(refusal))
+        return _fragment(request, COMMAND_FRAGMENT, {"command_error": str(refusal)})
     if not request.htmx:
         messages.info(request, _("Locking your car: follow it below."))
         return redirect(car)
-    response = vehicle_views.command_fragment(request, car, command)
-    return trigger_client_event(response, vehicle_views.COMMAND_EVENT)
+    return _command_changed(_fragment(request, COMMAND_FRAGMENT, {"command": command}))
 
 
 @login_required

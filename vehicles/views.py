@@ -21,7 +21,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
 
 from carshare.http import (
     AuthedHtmxRequest,
@@ -32,11 +31,9 @@ from carshare.http import (
 )
 from vehicles import commands, connect, connections, provider, selectors, services
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
-from vehicles.models import Car, FuelType, Transmission, VehicleCommand
+from vehicles.models import Car, FuelType, Transmission
 
 CAR_PAGE = "vehicles/car_detail.html"
-# Tells the command history and the status panel that a command was asked for or finished.
-COMMAND_EVENT = "car-command-changed"
 
 
 def car_browse(request: HtmxRequest) -> HttpResponse:
@@ -312,25 +309,3 @@ def car_commands(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """The command history, refreshed when a command is asked for or finishes."""
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     return _car_page(request, car, is_owner=True, partial="car-commands")
-
-
-@login_required
-@require_GET
-def vehicle_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
-    """A command's progress, polled every 2 s while it is pending, then no more."""
-    command = commands.command_for_owner(user=request.user, public_id=public_id)  # or 404
-    if not request.htmx:
-        return redirect(command.car)
-    response = command_fragment(request, command.car, command)
-    if not command.is_pending:
-        trigger_client_event(response, COMMAND_EVENT)
-    return response
-
-
-def command_fragment(
-    request: AuthedHtmxRequest, car: Car, command: VehicleCommand | None, error: str = ""
-) -> HttpResponse:
-    """The car page's command progress (a normal request gets the page): for its polling,
-    and for the owner's Lock now, which keys answers."""
-    context = {"car": car, "command": command, "command_error": error}
-    return render_page_or_partial(request, CAR_PAGE, "car-command", context)
