@@ -1,7 +1,7 @@
 """Admin: keys with their history, the audit log and the end locks — all read-only.
 
 Nothing here assigns a status or writes an audit row directly: "Revoke with a reason" calls
-keys.grants.key_revoke and "Lock the car now" keys.use.car_owner_command with the admin as
+keys.grants.key_revoke and "Lock the car now" keys.use.car_command_request with the admin as
 the actor, so the rules, the event rows and the audit log hold for admins too. The same
 service answers "Force lock" on the vehicles admin's cars and connections, which this module
 adds to those admins (vehicles sits below keys and cannot call it). The audit log
@@ -61,7 +61,7 @@ def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Ca
     queued = 0
     for car in cars:
         try:
-            use.car_owner_command(
+            use.car_command_request(
                 car=car, user=request.user, action=CommandAction.LOCK, via="admin"
             )
         except services.KeyRefused as refusal:

@@ -379,7 +379,7 @@ def _use(
 ) -> Status[dict[str, Any]]:
     key = selectors.key_for_holder(user=request.auth, public_id=key_id)
     try:
-        command: VehicleCommand = use.key_command(
+        command: VehicleCommand = use.car_command_request(
             key=key, user=request.auth, action=action, via="api"
         )
     except services.KeyRefused as refusal:
@@ -569,7 +569,7 @@ def car_lock(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
     GET /commands/{id}. 409 `not_connected` when the car has no connection to its cloud."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
     try:
-        command = use.car_owner_command(
+        command = use.car_command_request(
             car=car, user=request.auth, action=CommandAction.LOCK, via=AuditVia.OWNER
         )
     except services.KeyRefused as refusal:
@@ -595,7 +595,7 @@ def car_unlock(
     Retry-After. Owner only (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
     try:
-        command = use.car_owner_command(
+        command = use.car_command_request(
             car=car,
             user=request.auth,
             action=CommandAction.UNLOCK,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -60,7 +61,7 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
         return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
     if action == CommandAction.LOCK and now >= key.lock_until:
         return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
-    return None  # issued keys inside their window are opened on first use (key_command)
+    return None  # issued keys inside their window are opened on first use (car_command_request)
 
 
 def _key_deadline(key: DigitalKey, action: str) -> dict[str, object]:
@@ -146,28 +147,97 @@ def _window_wait(
     return max(1, math.ceil((leaving + window - now).total_seconds()))
 
 
-# --- A holder uses a key ----------------------------------------------------------------------
+# --- Every command a person asks of a car -------------------------------------------------------
 
 
 def _reason_for(key: DigitalKey) -> str:
     return CommandReason.SERVICE if key.kind == KeyKind.SERVICE else CommandReason.RENTER
 
 
-def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -> VehicleCommand:
-    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed. A
+def car_command_request(
+    *,
+    user: User,
+    action: str,
+    key: DigitalKey | None = None,
+    car: Car | None = None,
+    override: bool = False,
+    note: str = "",
+    via: str = "web",
+) -> VehicleCommand:
+    """Every lock and unlock a person asks of a car, in one place: a holder under their `key`,
+    or (with `car` and no key) its owner, who locks at any time and unlocks during someone
+    else's trip or service window only with `override` and a `note`, recorded and shown to that
+    key's holder, or an admin. Every attempt is audited, allowed or refused (KeyRefused). A
     press while the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
+    if key is not None:
+        return _audited(
+            lambda: _holder_command(key=key, user=user, action=action, via=via),
+            car_id=key.car_id,
+            key=key,
+            actor=user,
+            action=action,
+            via=via,
+        )
+    if car is None:
+        raise ValueError("car_command_request() needs the key or the car")
+    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
+    audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
+    if action == CommandAction.UNLOCK and in_use is not None:
+        audited = AuditAction.OVERRIDE_UNLOCK
+    return _audited(
+        lambda: _owner_command(
+            car=car,
+            user=user,
+            action=action,
+            audited=audited,
+            in_use=in_use,
+            override=override,
+            note=note,
+            via=via,
+        ),
+        car_id=car.pk,
+        key=in_use,
+        actor=user,
+        action=audited,
+        via=via,
+    )
+
+
+def _audited(
+    ask: Callable[[], VehicleCommand],
+    *,
+    car_id: int,
+    key: DigitalKey | None,
+    actor: User,
+    action: str,
+    via: str,
+) -> VehicleCommand:
+    """Refuse, audit, re-raise: a refused attempt is recorded (in a transaction of its own,
+    since the command's rolled back) and the refusal goes on to the caller."""
     try:
-        if key.holder_id != user.pk:
-            # Access selectors give strangers 404 before this; a guard for other callers.
-            raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
-        if refusal := key_refusal(key=key, action=action, now=timezone.now()):
-            raise refusal
-        return _key_command_record(key=key, user=user, action=action, via=via)
+        return ask()
     except KeyRefused as error:
-        audit_denied(car_id=key.car_id, key=key, actor=user, action=action, error=error, via=via)
+        audit_denied(car_id=car_id, key=key, actor=actor, action=action, error=error, via=via)
         raise
+
+
+def _holder_command(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
+    if key.holder_id != user.pk:
+        # Access selectors give strangers 404 before this; a guard for other callers.
+        raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
+    if refusal := key_refusal(key=key, action=action, now=timezone.now()):
+        raise refusal
+    return _key_command_record(key=key, user=user, action=action, via=via)
+
+
+def _enqueue(**kwargs: Any) -> VehicleCommand:
+    """The outbox's refusal (no connection, needs reconnecting) in the words keys answers in."""
+    try:
+        return vehicle_commands.vehicle_command_enqueue(**kwargs)
+    except vehicle_commands.CommandRefused as error:
+        raise KeyRefused(error.code, str(error)) from error
 
 
 @transaction.atomic(durable=True)
@@ -181,18 +251,15 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
     current = key_open_on_first_use(key=current, actor=user)
     if refusal := key_refusal(key=current, action=action, now=now):
         raise refusal  # revoked or expired between the check and the lock
-    try:
-        command = vehicle_commands.vehicle_command_enqueue(
-            car_id=current.car_id,
-            action=action,
-            reason=_reason_for(current),
-            actor=user,
-            key_id=current.pk,
-            admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
-            **_key_deadline(current, action),
-        )
-    except vehicle_commands.CommandRefused as error:
-        raise KeyRefused(error.code, str(error)) from error
+    command = _enqueue(
+        car_id=current.car_id,
+        action=action,
+        reason=_reason_for(current),
+        actor=user,
+        key_id=current.pk,
+        admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
+        **_key_deadline(current, action),
+    )
     audit_record(
         car_id=current.car_id,
         key=current,
@@ -269,42 +336,32 @@ def car_key_in_use(*, car_id: int, now: datetime.datetime) -> DigitalKey | None:
     )
 
 
-def car_owner_command(
-    *, car: Car, user: User, action: str, override: bool = False, note: str = "", via: str = "web"
+def _owner_command(
+    *,
+    car: Car,
+    user: User,
+    action: str,
+    audited: str,
+    in_use: DigitalKey | None,
+    override: bool,
+    note: str,
+    via: str,
 ) -> VehicleCommand:
-    """The owner locks their car at any time; unlocks it during someone else's trip or service
-    window only with `override`, which is recorded and shown to that key's holder. A press while
-    the same action is on its way is answered with that command."""
-    if action not in ACTIONS:
-        raise ValueError(f"Unknown action {action!r}")
-    audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
-    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
-    try:
-        if car.owner_id != user.pk and not user.is_staff:
-            raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
-        if action == CommandAction.UNLOCK and in_use is not None:
-            audited = AuditAction.OVERRIDE_UNLOCK
-            if not override or not note.strip():
-                raise KeyRefused(
-                    "override_required",
-                    _(
-                        "%(name)s holds the key now. To unlock anyway, confirm the override "
-                        "and say why: %(name)s will see it."
-                    )
-                    % {"name": in_use.holder.get_short_name()},
-                )
-        return _owner_command_record(
-            car=car,
-            user=user,
-            action=action,
-            audited=audited,
-            key=in_use,
-            note=note,
-            via=via,
+    if car.owner_id != user.pk and not user.is_staff:
+        raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
+    overriding = audited == AuditAction.OVERRIDE_UNLOCK
+    if overriding and in_use is not None and (not override or not note.strip()):
+        raise KeyRefused(
+            "override_required",
+            _(
+                "%(name)s holds the key now. To unlock anyway, confirm the override "
+                "and say why: %(name)s will see it."
+            )
+            % {"name": in_use.holder.get_short_name()},
         )
-    except KeyRefused as error:
-        audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
-        raise
+    return _owner_command_record(
+        car=car, user=user, action=action, audited=audited, key=in_use, note=note, via=via
+    )
 
 
 @transaction.atomic(durable=True)
@@ -319,17 +376,14 @@ def _owner_command_record(
     via: str,
 ) -> VehicleCommand:
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
-    try:
-        # Locks the car's row first, before the audit row below points at the key in use.
-        command = vehicle_commands.vehicle_command_enqueue(
-            car_id=car.pk,
-            action=action,
-            reason=reason,
-            actor=user,
-            admit=_unlock_admission(action=action, user=user, car_id=car.pk),
-        )
-    except vehicle_commands.CommandRefused as error:
-        raise KeyRefused(error.code, str(error)) from error
+    # Locks the car's row first, before the audit row below points at the key in use.
+    command = _enqueue(
+        car_id=car.pk,
+        action=action,
+        reason=reason,
+        actor=user,
+        admit=_unlock_admission(action=action, user=user, car_id=car.pk),
+    )
     audit_record(
         car_id=car.pk,
         key=key,

@@ -200,7 +200,7 @@ def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> Ht
     """Records the command and answers at once with its progress; the worker does the rest."""
     key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
     try:
-        command = use.key_command(key=key, user=request.user, action=action, via="web")
+        command = use.car_command_request(key=key, user=request.user, action=action, via="web")
     except KeyRefused as refusal:  # outside the window, rate limited, car not connected, ...
         if not request.htmx:
             messages.error(request, str(refusal))
@@ -400,7 +400,7 @@ def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     worker does the rest. Audited like every command a person asks of a car."""
     car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     try:
-        command = use.car_owner_command(
+        command = use.car_command_request(
             car=car, user=request.user, action=CommandAction.LOCK, via=AuditVia.OWNER
         )
     except KeyRefused as refusal:  # not connected, needs reconnecting
@@ -423,7 +423,7 @@ def car_unlock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     context: dict[str, Any] = {"unlock_form": form}
     if form.is_valid():
         try:
-            command = use.car_owner_command(
+            command = use.car_command_request(
                 car=car,
                 user=request.user,
                 action=CommandAction.UNLOCK,

@@ -223,11 +223,11 @@ def test_ending_early_clips_every_key_of_the_trip(
     message = str(
         refused(
             "key_not_active",
-            lambda: use.key_command(key=shared_key, user=co_driver, action="unlock"),
+            lambda: use.car_command_request(key=shared_key, user=co_driver, action="unlock"),
         )
     )
     assert message.startswith("The trip is over: you can only lock the car")
-    assert use.key_command(key=active_trip_key, user=renter, action="lock").action == "lock"
+    assert use.car_command_request(key=active_trip_key, user=renter, action="lock").action == "lock"
 
 
 def test_a_shared_key_ends_with_the_trip(active_booking, active_trip_key, shared_key, clock):
@@ -296,7 +296,7 @@ def test_cancelling_stops_an_unlock_from_reaching_the_car(
     key = selectors.trip_key_for_booking(booking_id=booking.pk)
     sim.set_state(sim_vehicle_id, is_locked=True)
     clock.move_to(booking.starts_at - 20 * M, tick=False)
-    unlock = use.key_command(key=key, user=renter, action="unlock")
+    unlock = use.car_command_request(key=key, user=renter, action="unlock")
 
     booking_services.booking_cancel(booking=booking, user=owner, reason="Car damaged")
 
@@ -925,7 +925,7 @@ def test_first_use_opens_an_issued_key_in_its_window(
     key = selectors.trip_key_for_booking(booking_id=booking.pk)
     clock.move_to(booking.starts_at - 10 * M, tick=False)  # before the key clock came by
 
-    command = use.key_command(key=key, user=renter, action="unlock")
+    command = use.car_command_request(key=key, user=renter, action="unlock")
 
     key = fresh(key)
     assert key.status == "active"
