@@ -397,6 +397,12 @@ def key_activate(*, key_id: int) -> DigitalKey | None:
 @transaction.atomic(durable=True)
 def key_expire(*, key_id: int) -> DigitalKey | None:
     now = timezone.now()
+    # The car before the key, like every path: expiring withdraws the key's queued commands,
+    # which a press or the owner may hold while their audit row points at this key.
+    car_id = DigitalKey.objects.filter(pk=key_id).values_list("car_id", flat=True).first()
+    if car_id is None:
+        return None
+    vehicle_commands.car_lock(car_id=car_id)
     key = (
         DigitalKey.objects.select_for_update()
         .filter(pk=key_id, status__in=LIVE_STATUSES, lock_until__lte=now)
