@@ -17,7 +17,3 @@ class BookingsConfig(AppConfig):
         from keys import grants
 
         grants.register_window_holds(ServiceWindowHolds())
-        # Keys know their trip by its pk; pages and the API name it by its public id.
-        from keys import selectors as key_selectors
-
-        key_selectors.register_booking_public_ids(selectors.booking_public_ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -69,11 +69,6 @@ def bookings_of_owner(*, user: User, status: str | None = None) -> QuerySet[Book
     if status:
         bookings = bookings.filter(status=status)
     return bookings.order_by("period", "pk")
-
-
-def booking_public_ids(booking_ids: Collection[int]) -> dict[int, UUID]:
-    """{pk: public id}: registered with keys, whose keys know their booking by pk only."""
-    return dict(Booking.objects.filter(pk__in=booking_ids).values_list("pk", "public_id"))
 
 
 def bookings_of_user(*, user: User) -> QuerySet[Booking]:

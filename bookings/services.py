@@ -298,6 +298,7 @@ def _hold_keep_buffer(
 def _on_booking_confirmed(booking: Booking) -> None:
     key_services.trip_key_issue(
         booking_id=booking.pk,
+        booking_public_id=booking.public_id,
         car=booking.car,
         renter=booking.renter,
         starts_at=booking.starts_at,

@@ -1,8 +1,10 @@
 """Admin: keys with their history, the audit log and the end locks — all read-only.
 
 Nothing here assigns a status or writes an audit row directly: "Revoke with a reason" calls
-keys.grants.key_revoke and "Lock the car now" keys.use.car_owner_command with the admin as
-the actor, so the rules, the event rows and the audit log hold for admins too. The audit log
+keys.grants.key_revoke and "Lock the car now" keys.use.car_command_request with the admin as
+the actor, so the rules, the event rows and the audit log hold for admins too. The same
+service answers "Force lock" on the vehicles admin's cars and connections, which this module
+adds to those admins (vehicles sits below keys and cannot call it). The audit log
 cannot be edited or deleted from here (nor anywhere: a database trigger refuses it).
 """
 
@@ -28,7 +30,8 @@ from carshare.adminlib import (
 )
 from keys import grants, services, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
-from vehicles.models import Car, CommandAction
+from vehicles import admin as vehicle_admin
+from vehicles.models import Car, CommandAction, VehicleConnection
 
 
 class KeyEventInline(ReadOnlyInline):
@@ -59,7 +62,7 @@ def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Ca
     queued = 0
     for car in cars:
         try:
-            use.car_owner_command(
+            use.car_command_request(
                 car=car, user=staff_user(request), action=CommandAction.LOCK, via="admin"
             )
         except services.KeyRefused as refusal:
@@ -88,7 +91,8 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
     list_select_related = ["car", "holder"]
     date_hierarchy = "valid_from"
     readonly_fields = (
-        "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id", "parent",
+        "public_id", "kind", "status", "car", "holder", "issued_by", "booking_id",
+        "booking_public_id", "parent",
         "window", "locks_until", "note", "created", "activated", "ended", "revoked_by",
         "revoke_reason",
     )  # fmt: skip
@@ -203,3 +207,27 @@ class EndLockAdmin(ReadOnlyAdmin):
         # A confirmed lock closes the end lock at the next sweep, like any other lock.
         cars = {end_lock.car_id: end_lock.car for end_lock in queryset.select_related("car")}
         _lock_cars(self, request, list(cars.values()))
+
+
+# --- Force lock on the vehicles admin ---------------------------------------------------------
+
+admin.site.unregister(Car)
+admin.site.unregister(VehicleConnection)
+
+
+@admin.register(Car)
+class CarAdmin(vehicle_admin.CarAdmin):
+    actions = ["force_lock"]
+
+    @admin.action(description="Force lock the selected cars")
+    def force_lock(self, request: HttpRequest, queryset: QuerySet[Car]) -> None:
+        _lock_cars(self, request, list(queryset))
+
+
+@admin.register(VehicleConnection)
+class VehicleConnectionAdmin(vehicle_admin.VehicleConnectionAdmin):
+    actions = ["force_lock"]
+
+    @admin.action(description="Force lock the cars of the selected connections")
+    def force_lock(self, request: HttpRequest, queryset: QuerySet[VehicleConnection]) -> None:
+        _lock_cars(self, request, [connection.car for connection in queryset.select_related("car")])

@@ -184,6 +184,7 @@ def _key_share_apply(
         holder=co_driver,
         issued_by=user,
         booking_id=key.booking_id,
+        booking_public_id=key.booking_public_id,
         parent=key,
         valid_from=start,
         valid_until=end,

@@ -59,6 +59,9 @@ class DigitalKey(models.Model):
     )  # null: the system (a trip key, issued on confirmation)
     # The trip the key belongs to (bookings sits above keys: a plain id). Trip and shared keys.
     booking_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # ...and the name pages and the API give that trip, written by bookings when it issues the
+    # key, so showing a key never asks bookings (a booking's public id never changes).
+    booking_public_id = models.UUIDField(null=True, blank=True, editable=False)
     # A shared key's trip key: revoking or ending that ends this one.
     parent = models.ForeignKey(
         "self", models.PROTECT, null=True, blank=True, related_name="shared_keys"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -24,7 +23,7 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import selectors as car_selectors
-from vehicles.models import CommandStatus, VehicleCommand
+from vehicles.models import Car, CommandStatus, VehicleCommand
 
 K = KeyStatus
 
@@ -124,9 +123,17 @@ def shared_keys_of(*, key: DigitalKey) -> QuerySet[DigitalKey]:
     return _keys().filter(parent=key).order_by("valid_from", "pk")
 
 
-def key_open_for_status(user: User, car_id: int) -> bool:
-    """Registered with vehicles.selectors: a holder of a key open on the car now may see its
-    live status and position (not before the window, not after the grace)."""
+def car_for_status_viewer(*, user: User, public_id: UUID | str) -> Car:
+    """The car for its owner or for a person holding a key open on it now (not before the
+    window, not after the grace): who may see its live status and position. Anyone else
+    gets 404."""
+    car = Car.objects.filter(public_id=public_id).first() if user.is_authenticated else None
+    if car is None or (car.owner_id != user.pk and not _key_open_for_status(user, car.pk)):
+        raise Http404("No such car.")
+    return car
+
+
+def _key_open_for_status(user: User, car_id: int) -> bool:
     now = timezone.now()
     return DigitalKey.objects.filter(
         holder=user, car_id=car_id, status=K.ACTIVE, valid_from__lte=now, lock_until__gt=now
@@ -161,23 +168,3 @@ def overrides_during(*, key: DigitalKey) -> QuerySet[AuditEntry]:
         .select_related("actor")
         .order_by("-at")
     )
-
-
-# A trip and shared key names its booking by the booking's private id (bookings sits above
-# keys). Pages and the API show the booking's public id instead: bookings registers the lookup
-# from its AppConfig.ready() (one slot; registering again replaces it).
-BookingPublicIds = Callable[[Collection[int]], dict[int, UUID]]
-_booking_public_ids: BookingPublicIds | None = None
-
-
-def register_booking_public_ids(fn: BookingPublicIds) -> None:
-    global _booking_public_ids  # a one-slot registry, set once at start-up
-    _booking_public_ids = fn
-
-
-def booking_public_ids(*, booking_ids: Collection[int | None]) -> dict[int, UUID]:
-    """{booking id: public id} for these bookings, in one query; {} without bookings."""
-    wanted = {booking_id for booking_id in booking_ids if booking_id is not None}
-    if not wanted or _booking_public_ids is None:
-        return {}
-    return _booking_public_ids(wanted)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from typing import TypedDict
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -91,9 +92,19 @@ class KeyRefused(DomainError):
 
 
 def _key_move(
-    key: DigitalKey | int, to: str, *, actor: User | None, reason: str = "", **fields: object
+    key: DigitalKey | int,
+    to: str,
+    *,
+    actor: User | None,
+    reason: str = "",
+    presses_fail: bool = True,
+    **fields: object,
 ) -> DigitalKey | None:
-    """Move the key under a row lock, with an event row; None if it is not where it could move."""
+    """Move the key under a row lock, with an event row; None if it is not where it could move.
+
+    A key that ends takes its queued commands with it, with the words the holder would be told
+    (revoked, expired): a holder's press fails, or with `presses_fail=False` expires, unsent,
+    like the system's own."""
     if not transaction.get_connection().in_atomic_block:  # a row lock ends with its transaction
         raise RuntimeError("_key_move() needs the calling service's transaction")
     pk = key.pk if isinstance(key, DigitalKey) else key
@@ -115,7 +126,29 @@ def _key_move(
         current.ended_at = now
         changed.append("ended_at")
     current.save(update_fields=changed)
+    if to in (K.EXPIRED, K.REVOKED):
+        # What the key still had queued never goes: the worker only reads the command's row.
+        vehicle_commands.vehicle_commands_withdraw(
+            key_id=current.pk,
+            note=f"key {to}: {reason}"[:500],
+            message=key_ended_message(to),
+            fail=presses_fail,
+        )
     return current
+
+
+def key_ended_message(status: str) -> str:
+    """What the holder is told about a key that ended, revoked or expired."""
+    if status == K.REVOKED:
+        return _("This key was revoked.")
+    return _("This key has expired.")
+
+
+def trip_over_message(car: Car, lock_until: datetime.datetime) -> str:
+    """What the holder is told about an unlock after the trip, while locking still works."""
+    return _("The trip is over: you can only lock the car, until %(at)s.") % {
+        "at": local_time(car, lock_until)
+    }
 
 
 def _create_key(
@@ -207,6 +240,7 @@ def key_open_on_first_use(*, key: DigitalKey, actor: User) -> DigitalKey:
 def trip_key_issue(
     *,
     booking_id: int,
+    booking_public_id: UUID,
     car: Car,
     renter: User,
     starts_at: datetime.datetime,
@@ -227,6 +261,7 @@ def trip_key_issue(
         car=car,
         holder=renter,
         booking_id=booking_id,
+        booking_public_id=booking_public_id,
         valid_from=starts_at - datetime.timedelta(minutes=car.early_access_minutes),
         valid_until=ends_at,
         lock_until=ends_at + lock_grace(),
@@ -332,6 +367,14 @@ def trip_keys_end(*, booking_id: int) -> DigitalKey | None:
             fields["lock_until"] = max(now + lock_grace(), fields.get("valid_until", now))
         if fields:
             DigitalKey.objects.filter(pk=key.pk).update(**fields)
+        if "valid_until" in fields:
+            # Unlocking stopped now: an unlock still queued under the key never goes.
+            vehicle_commands.vehicle_commands_withdraw(
+                key_id=key.pk,
+                note="trip ended",
+                message=trip_over_message(key.car, fields.get("lock_until", key.lock_until)),
+                actions=[CommandAction.UNLOCK],
+            )
     trip_key = keys[0]
     trip_key.refresh_from_db()
     endlocks.end_lock_begin(key=trip_key, reason="trip_end")
@@ -344,11 +387,15 @@ def trip_keys_revoke(*, booking_id: int, actor: User | None, reason: str) -> int
     for key in _trip_keys(booking_id):
         was_active = key.status == K.ACTIVE
         if _key_move(
-            key, K.REVOKED, actor=actor, reason=reason, revoked_by=actor, revoke_reason=reason[:200]
+            key,
+            K.REVOKED,
+            actor=actor,
+            reason=reason,
+            presses_fail=False,  # the trip is off: what it had queued is withdrawn, unsent
+            revoked_by=actor,
+            revoke_reason=reason[:200],
         ):
             revoked += 1
-            # A staged unlock must not wait for the worker's check to be stopped.
-            vehicle_commands.commands_withdraw(key_id=key.pk, note=f"key revoked: {reason}")
             if was_active and key.kind == KeyKind.TRIP:
                 endlocks.end_lock_begin(key=key, reason="trip_end")
     return revoked
@@ -374,6 +421,12 @@ def key_activate(*, key_id: int) -> DigitalKey | None:
 @transaction.atomic(durable=True)
 def key_expire(*, key_id: int) -> DigitalKey | None:
     now = timezone.now()
+    # The car before the key, like every path: expiring withdraws the key's queued commands,
+    # which a press or the owner may hold while their audit row points at this key.
+    car_id = DigitalKey.objects.filter(pk=key_id).values_list("car_id", flat=True).first()
+    if car_id is None:
+        return None
+    vehicle_commands.car_lock(car_id=car_id)
     key = (
         DigitalKey.objects.select_for_update()
         .filter(pk=key_id, status__in=LIVE_STATUSES, lock_until__lte=now)

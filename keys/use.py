@@ -1,6 +1,8 @@
 """Using keys: a holder's lock and unlock, the system's unlock at a trip start, the owner's own
-commands (an unlock during someone else's trip only by a recorded override), the rate limits, and
-the check the vehicle worker makes right before it calls the car.
+commands (Lock now, an unlock during someone else's trip only by a recorded override, an
+admin's force lock) and the rate limits. A command asked under a key carries the key's window
+end as its own deadline; ending or revoking the key withdraws it (keys.services._key_move), so
+the vehicle worker checks nothing but the command's row.
 
 Every attempt, allowed or denied, leaves an AuditEntry. An allowed one is recorded in the same
 transaction as its command in the outbox, so neither exists without the other; a denied one in
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Callable
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,7 +24,15 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
-from keys.services import KeyRefused, audit_denied, audit_record, key_open_on_first_use, local_time
+from keys.services import (
+    KeyRefused,
+    audit_denied,
+    audit_record,
+    key_ended_message,
+    key_open_on_first_use,
+    local_time,
+    trip_over_message,
+)
 from vehicles import commands as vehicle_commands
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
@@ -37,10 +48,8 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
 
     The car (its time zone) is read only to word a refusal: the worker's last check before
     every trip-start unlock mostly finds nothing to refuse."""
-    if key.status == K.REVOKED:
-        return KeyRefused("key_not_active", _("This key was revoked."))
-    if key.status == K.EXPIRED:
-        return KeyRefused("key_not_active", _("This key has expired."))
+    if key.status in (K.REVOKED, K.EXPIRED):
+        return KeyRefused("key_not_active", key_ended_message(key.status))
     if now < key.valid_from:
         return KeyRefused(
             "key_not_active",
@@ -48,15 +57,26 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
         )
     if action == CommandAction.UNLOCK and now >= key.valid_until:
         if now < key.lock_until:
-            return KeyRefused(
-                "key_not_active",
-                _("The trip is over: you can only lock the car, until %(at)s.")
-                % {"at": local_time(key.car, key.lock_until)},
-            )
-        return KeyRefused("key_not_active", _("This key has expired."))
+            return KeyRefused("key_not_active", trip_over_message(key.car, key.lock_until))
+        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
     if action == CommandAction.LOCK and now >= key.lock_until:
-        return KeyRefused("key_not_active", _("This key has expired."))
-    return None  # issued keys inside their window are opened on first use (key_command)
+        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
+    return None  # issued keys inside their window are opened on first use (car_command_request)
+
+
+class _Deadline(TypedDict, total=False):
+    """vehicle_command_enqueue's deadline arguments (none for an end lock)."""
+
+    not_after: datetime.datetime
+    late_message: str
+
+
+def _key_deadline(key: DigitalKey, action: str) -> _Deadline:
+    """The command's own deadline under this key: the end of its window for `action`, and
+    the words for a press still queued then (revoking or expiring the key withdraws it)."""
+    at = key.valid_until if action == CommandAction.UNLOCK else key.lock_until
+    refusal = key_refusal(key=key, action=action, now=at)
+    return {"not_after": at, "late_message": str(refusal) if refusal else ""}
 
 
 # --- Rate limits ---------------------------------------------------------------------------
@@ -134,28 +154,97 @@ def _window_wait(
     return max(1, math.ceil((leaving + window - now).total_seconds()))
 
 
-# --- A holder uses a key ----------------------------------------------------------------------
+# --- Every command a person asks of a car -------------------------------------------------------
 
 
 def _reason_for(key: DigitalKey) -> str:
     return CommandReason.SERVICE if key.kind == KeyKind.SERVICE else CommandReason.RENTER
 
 
-def key_command(*, key: DigitalKey, user: User, action: str, via: str = "web") -> VehicleCommand:
-    """Lock or unlock the key's car for its holder; KeyRefused (audited) when not allowed. A
+def car_command_request(
+    *,
+    user: User,
+    action: str,
+    key: DigitalKey | None = None,
+    car: Car | None = None,
+    override: bool = False,
+    note: str = "",
+    via: str = "web",
+) -> VehicleCommand:
+    """Every lock and unlock a person asks of a car, in one place: a holder under their `key`,
+    or (with `car` and no key) its owner, who locks at any time and unlocks during someone
+    else's trip or service window only with `override` and a `note`, recorded and shown to that
+    key's holder, or an admin. Every attempt is audited, allowed or refused (KeyRefused). A
     press while the same action is on its way is answered with that command."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
+    if key is not None:
+        return _audited(
+            lambda: _holder_command(key=key, user=user, action=action, via=via),
+            car_id=key.car_id,
+            key=key,
+            actor=user,
+            action=action,
+            via=via,
+        )
+    if car is None:
+        raise ValueError("car_command_request() needs the key or the car")
+    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
+    audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
+    if action == CommandAction.UNLOCK and in_use is not None:
+        audited = AuditAction.OVERRIDE_UNLOCK
+    return _audited(
+        lambda: _owner_command(
+            car=car,
+            user=user,
+            action=action,
+            audited=audited,
+            in_use=in_use,
+            override=override,
+            note=note,
+            via=via,
+        ),
+        car_id=car.pk,
+        key=in_use,
+        actor=user,
+        action=audited,
+        via=via,
+    )
+
+
+def _audited(
+    ask: Callable[[], VehicleCommand],
+    *,
+    car_id: int,
+    key: DigitalKey | None,
+    actor: User,
+    action: str,
+    via: str,
+) -> VehicleCommand:
+    """Refuse, audit, re-raise: a refused attempt is recorded (in a transaction of its own,
+    since the command's rolled back) and the refusal goes on to the caller."""
     try:
-        if key.holder_id != user.pk:
-            # Access selectors give strangers 404 before this; a guard for other callers.
-            raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
-        if refusal := key_refusal(key=key, action=action, now=timezone.now()):
-            raise refusal
-        return _key_command_record(key=key, user=user, action=action, via=via)
+        return ask()
     except KeyRefused as error:
-        audit_denied(car_id=key.car_id, key=key, actor=user, action=action, error=error, via=via)
+        audit_denied(car_id=car_id, key=key, actor=actor, action=action, error=error, via=via)
         raise
+
+
+def _holder_command(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
+    if key.holder_id != user.pk:
+        # Access selectors give strangers 404 before this; a guard for other callers.
+        raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
+    if refusal := key_refusal(key=key, action=action, now=timezone.now()):
+        raise refusal
+    return _key_command_record(key=key, user=user, action=action, via=via)
+
+
+def _enqueue(**kwargs: Any) -> VehicleCommand:
+    """The outbox's refusal (no connection, needs reconnecting) in the words keys answers in."""
+    try:
+        return vehicle_commands.vehicle_command_enqueue(**kwargs)
+    except vehicle_commands.CommandRefused as error:
+        raise KeyRefused(error.code, str(error)) from error
 
 
 @transaction.atomic(durable=True)
@@ -169,18 +258,15 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
     current = key_open_on_first_use(key=current, actor=user)
     if refusal := key_refusal(key=current, action=action, now=now):
         raise refusal  # revoked or expired between the check and the lock
-    try:
-        command = vehicle_commands.vehicle_command_enqueue(
-            car_id=current.car_id,
-            action=action,
-            reason=_reason_for(current),
-            actor=user,
-            key_id=current.pk,
-            audited=True,
-            admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
-        )
-    except vehicle_commands.CommandRefused as error:
-        raise KeyRefused(error.code, str(error)) from error
+    command = _enqueue(
+        car_id=current.car_id,
+        action=action,
+        reason=_reason_for(current),
+        actor=user,
+        key_id=current.pk,
+        admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
+        **_key_deadline(current, action),
+    )
     audit_record(
         car_id=current.car_id,
         key=current,
@@ -201,7 +287,11 @@ def system_command(
 ) -> VehicleCommand | None:
     """The trip clock's unlock at the start (or an end lock), inside the caller's transaction;
     `not_before` stages it for that moment. A car that lost its connection is recorded as a
-    denied attempt, never an exception that would undo the trip's move."""
+    denied attempt, never an exception that would undo the trip's move. An end lock has no
+    deadline; the unlock at the start goes only inside the key's window."""
+    deadline: _Deadline = (
+        {} if reason in vehicle_commands.END_LOCK_REASONS else _key_deadline(key, action)
+    )
     try:
         command = vehicle_commands.vehicle_command_enqueue(
             car_id=key.car_id,
@@ -209,8 +299,8 @@ def system_command(
             reason=reason,
             actor=None,
             key_id=key.pk,
-            audited=True,
             not_before=not_before,
+            **deadline,
         )
     except vehicle_commands.CommandRefused as error:
         audit_record(
@@ -255,42 +345,32 @@ def car_key_in_use(*, car_id: int, now: datetime.datetime) -> DigitalKey | None:
     )
 
 
-def car_owner_command(
-    *, car: Car, user: User, action: str, override: bool = False, note: str = "", via: str = "web"
+def _owner_command(
+    *,
+    car: Car,
+    user: User,
+    action: str,
+    audited: str,
+    in_use: DigitalKey | None,
+    override: bool,
+    note: str,
+    via: str,
 ) -> VehicleCommand:
-    """The owner locks their car at any time; unlocks it during someone else's trip or service
-    window only with `override`, which is recorded and shown to that key's holder. A press while
-    the same action is on its way is answered with that command."""
-    if action not in ACTIONS:
-        raise ValueError(f"Unknown action {action!r}")
-    audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
-    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
-    try:
-        if car.owner_id != user.pk and not user.is_staff:
-            raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
-        if action == CommandAction.UNLOCK and in_use is not None:
-            audited = AuditAction.OVERRIDE_UNLOCK
-            if not override or not note.strip():
-                raise KeyRefused(
-                    "override_required",
-                    _(
-                        "%(name)s holds the key now. To unlock anyway, confirm the override "
-                        "and say why: %(name)s will see it."
-                    )
-                    % {"name": in_use.holder.get_short_name()},
-                )
-        return _owner_command_record(
-            car=car,
-            user=user,
-            action=action,
-            audited=audited,
-            key=in_use,
-            note=note,
-            via=via,
+    if car.owner_id != user.pk and not user.is_staff:
+        raise KeyRefused("not_allowed", _("Only the car's owner can do that."))
+    overriding = audited == AuditAction.OVERRIDE_UNLOCK
+    if overriding and in_use is not None and (not override or not note.strip()):
+        raise KeyRefused(
+            "override_required",
+            _(
+                "%(name)s holds the key now. To unlock anyway, confirm the override "
+                "and say why: %(name)s will see it."
+            )
+            % {"name": in_use.holder.get_short_name()},
         )
-    except KeyRefused as error:
-        audit_denied(car_id=car.pk, key=in_use, actor=user, action=audited, error=error, via=via)
-        raise
+    return _owner_command_record(
+        car=car, user=user, action=action, audited=audited, key=in_use, note=note, via=via
+    )
 
 
 @transaction.atomic(durable=True)
@@ -305,18 +385,14 @@ def _owner_command_record(
     via: str,
 ) -> VehicleCommand:
     reason = CommandReason.OWNER if car.owner_id == user.pk else CommandReason.ADMIN
-    try:
-        # Locks the car's row first, before the audit row below points at the key in use.
-        command = vehicle_commands.vehicle_command_enqueue(
-            car_id=car.pk,
-            action=action,
-            reason=reason,
-            actor=user,
-            audited=True,
-            admit=_unlock_admission(action=action, user=user, car_id=car.pk),
-        )
-    except vehicle_commands.CommandRefused as error:
-        raise KeyRefused(error.code, str(error)) from error
+    # Locks the car's row first, before the audit row below points at the key in use.
+    command = _enqueue(
+        car_id=car.pk,
+        action=action,
+        reason=reason,
+        actor=user,
+        admit=_unlock_admission(action=action, user=user, car_id=car.pk),
+    )
     audit_record(
         car_id=car.pk,
         key=key,
@@ -327,48 +403,3 @@ def _owner_command_record(
         command_public_id=command.public_id,
     )
     return command
-
-
-def audit_unkeyed_command(command: VehicleCommand, actor: User | None, reason: str) -> None:
-    """Registered with vehicles.commands: a lock or unlock asked for without going through
-    this module (the owner's "Lock now" on the car page or in the API, an admin's force lock)
-    is audited too, in the command's own transaction; `actor` and `reason` are the press's
-    (a joined press answered with someone else's command is still its presser's row)."""
-    audit_record(
-        car_id=command.car_id,
-        key=None,
-        actor=actor,
-        action=command.action,
-        via="admin" if reason == CommandReason.ADMIN else "owner",
-        detail=str(CommandReason(reason).label),
-        command_public_id=command.public_id,
-    )
-
-
-# --- The vehicle worker's last check --------------------------------------------------------
-
-
-def command_guard(command: VehicleCommand, now: datetime.datetime) -> str | None:
-    """Registered with vehicles.commands: may this command, asked under a key, still go? The
-    end lock always goes; anything else needs the key still open for its action right now."""
-    if command.reason in (CommandReason.TRIP_END, CommandReason.SERVICE_END):
-        return None
-    # No select_related("car"): the car is only needed to word a refusal, which is rare.
-    # key_id is set: only commands asked under a key are guarded.
-    key = next(iter(DigitalKey.objects.filter(pk=command.key_id)[:1]), None)  # type: ignore[misc]
-    if key is None:
-        return _("The key no longer exists.")
-    if command.reason == CommandReason.TRIP_START and key.status == K.ISSUED:
-        # The unlock staged for the start goes at the start, even if the trip clock has not
-        # opened the key yet (a thousand trips starting in one minute); a cancelled trip
-        # revoked the key, which stops it here.
-        # Measured from the moment it was staged for: a worker may take a message up to a
-        # second early (vehicles.commands.DUE_TOLERANCE, for clock skew between machines).
-        at = max(now, command.next_attempt_at or now)
-        refusal = key_refusal(key=key, action=command.action, now=at)
-        return str(refusal) if refusal else None
-    if key.status != K.ACTIVE:
-        refusal = key_refusal(key=key, action=command.action, now=now)
-        return str(refusal) if refusal else _("This key is not active.")
-    refusal = key_refusal(key=key, action=command.action, now=now)
-    return str(refusal) if refusal else None

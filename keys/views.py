@@ -28,21 +28,19 @@ from accounts.models import User
 from carshare.http import AuthedHtmxRequest, ask_to_confirm, is_confirmed, render_page_or_partial
 from keys import grants, selectors, use
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
-from keys.models import DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
 from keys.services import KeyRefused
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
-from vehicles import views as vehicle_views
 from vehicles.models import Car, CommandAction, VehicleCommand
 
 KEY_PAGE = "keys/key_detail.html"
 KEY_PANEL = "keys/_key_panel.html"
 COMMAND_FRAGMENT = "keys/_command.html"
 CAR_KEYS_PAGE = "keys/car_keys.html"
-# Tells the live status and the audit log that a command was asked for or finished; the owner's
-# car page listens for the vehicles app's event (its status and command history).
-COMMAND_EVENT = "key-command-changed"
-COMMAND_EVENTS = (COMMAND_EVENT, vehicle_views.COMMAND_EVENT)
+# The one event for every command a person asks of a car: asked for, or finished. The key page's
+# live status, the owner's car page (its status and command history) and the audit log listen.
+COMMAND_EVENT = "car-command-changed"
 # Before its window opens, the panel looks again every 30 s (so the buttons wake up on time), but
 # only this close to the opening: a page left open days ahead need not poll.
 PANEL_REFRESH_AHEAD = datetime.timedelta(hours=1)
@@ -111,7 +109,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
 def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
     """The car's last known status for a holder whose key is open now (else nothing)."""
     try:
-        car = car_selectors.car_for_status_viewer(user=user, public_id=key.car.public_id)
+        car = selectors.car_for_status_viewer(user=user, public_id=key.car.public_id)
     except Http404:  # the window closed (or has not been opened by the key clock yet)
         return {"live": False}
     # Someone is looking: have the worker read the car (at most once per interval).
@@ -202,7 +200,7 @@ def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> Ht
     """Records the command and answers at once with its progress; the worker does the rest."""
     key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
     try:
-        command = use.key_command(key=key, user=request.user, action=action, via="web")
+        command = use.car_command_request(key=key, user=request.user, action=action, via="web")
     except KeyRefused as refusal:  # outside the window, rate limited, car not connected, ...
         if not request.htmx:
             messages.error(request, str(refusal))
@@ -222,9 +220,7 @@ def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> Ht
 
 
 def _command_changed(response: HttpResponse) -> HttpResponse:
-    for event in COMMAND_EVENTS:
-        trigger_client_event(response, event)
-    return response
+    return trigger_client_event(response, COMMAND_EVENT)
 
 
 @login_required
@@ -400,6 +396,27 @@ def service_key_issue(request: AuthedHtmxRequest, public_id: UUID) -> HttpRespon
 
 @login_required
 @require_POST
+def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The owner's Lock now on the car page: records the command and answers at once; the
+    worker does the rest. Audited like every command a person asks of a car."""
+    car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
+    try:
+        command = use.car_command_request(
+            car=car, user=request.user, action=CommandAction.LOCK, via=AuditVia.OWNER
+        )
+    except KeyRefused as refusal:  # not connected, needs reconnecting
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(car)
+        return _fragment(request, COMMAND_FRAGMENT, {"command_error": str(refusal)})
+    if not request.htmx:
+        messages.info(request, _("Locking your car: follow it below."))
+        return redirect(car)
+    return _command_changed(_fragment(request, COMMAND_FRAGMENT, {"command": command}))
+
+
+@login_required
+@require_POST
 def car_unlock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """The owner unlocks; during someone else's trip only with the override and a reason."""
     car = car_selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
@@ -407,7 +424,7 @@ def car_unlock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     context: dict[str, Any] = {"unlock_form": form}
     if form.is_valid():
         try:
-            command = use.car_owner_command(
+            command = use.car_command_request(
                 car=car,
                 user=request.user,
                 action=CommandAction.UNLOCK,

@@ -1,15 +1,13 @@
 """Admin: cars, their vehicle-cloud connections (never the tokens), commands and live status.
 
 Connections, commands and statuses are read-only here: they change through the services only.
-"Force lock" goes through vehicle_command_request like every other lock, with reason admin.
+"Force lock" on cars and connections is added by keys.admin: it is a command a person asks of a
+car, which keys answers and audits (this app sits below keys and cannot call it).
 """
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.translation import ngettext
+from django.contrib import admin
 
 from carshare.adminlib import (
     ReadOnlyAdmin,
@@ -17,46 +15,15 @@ from carshare.adminlib import (
     car_time,
     short_id,
     short_text,
-    staff_user,
 )
-from vehicles import commands
 from vehicles.models import (
     Car,
     CarPhoto,
-    CommandAction,
-    CommandReason,
     VehicleCommand,
     VehicleCommandEvent,
     VehicleConnection,
     VehicleStatus,
 )
-
-
-def _force_lock(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Car]) -> None:
-    queued = 0
-    for car in cars:
-        try:
-            commands.vehicle_command_request(
-                car=car,
-                action=CommandAction.LOCK,
-                reason=CommandReason.ADMIN,
-                actor=staff_user(request),
-            )
-        except commands.CommandRefused as refusal:
-            modeladmin.message_user(request, f"{car}: {refusal}", messages.ERROR)
-        else:
-            queued += 1
-    if queued:
-        modeladmin.message_user(
-            request,
-            ngettext(
-                "Lock queued for %d car; follow it under Vehicle commands.",
-                "Lock queued for %d cars; follow them under Vehicle commands.",
-                queued,
-            )
-            % queued,
-            messages.SUCCESS,
-        )
 
 
 class CarPhotoInline(admin.TabularInline):
@@ -86,7 +53,6 @@ class CarAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner"]
     readonly_fields = ["public_id", "created_at", "updated_at"]
     inlines = [CarPhotoInline]
-    actions = ["force_lock"]
 
     @admin.display(description="€/hour", ordering="hourly_price")
     def per_hour(self, car: Car) -> str:
@@ -103,10 +69,6 @@ class CarAdmin(admin.ModelAdmin):
     @admin.display(description="listed", boolean=True, ordering="is_listed")
     def listed(self, car: Car) -> bool:
         return car.is_listed
-
-    @admin.action(description="Force lock the selected cars")
-    def force_lock(self, request: HttpRequest, queryset: QuerySet[Car]) -> None:
-        _force_lock(self, request, list(queryset))
 
 
 @admin.register(VehicleConnection)
@@ -147,17 +109,10 @@ class VehicleConnectionAdmin(ReadOnlyAdmin):
         "unhealthy_notified_at",
         "disconnected_at",
     ]
-    actions = ["force_lock"]
     reason = short_text("status_reason", "reason", length=40)
     connected = car_time("connected_at", "connected")
     refreshed = car_time("refreshed_at", "refreshed")
     renew_by = car_time("refresh_expires_at", "renew by")
-
-    @admin.action(description="Force lock the cars of the selected connections")
-    def force_lock(self, request: HttpRequest, queryset: QuerySet[VehicleConnection]) -> None:
-        _force_lock(
-            self, request, [connection.car for connection in queryset.select_related("car")]
-        )
 
 
 class VehicleCommandEventInline(ReadOnlyInline):
@@ -206,6 +161,9 @@ class VehicleCommandAdmin(ReadOnlyAdmin):
         "error_message",
         "requested_at",
         "send_by",
+        "not_after",
+        "late_message",
+        "staged",
         "next_attempt_at",
         "sent_at",
         "answered_at",

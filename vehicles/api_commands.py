@@ -1,9 +1,10 @@
-"""The vehicle-commands part of the JSON API: lock a car, follow a command, read live status.
+"""The vehicle-commands part of the JSON API: following a command, and the schemas a command
+and a car's live status travel in.
 
-Nothing here talks to a car: POST .../lock records a command and answers 202 at once (a worker
-sends it; the client polls GET /commands/{id}), and GET .../status answers from the last known
-status while asking, at most once per VEHICLE_STATUS_MIN_INTERVAL, for a fresh read. Auth is the
-API's default X-Session-Token; strangers get 404 for cars and commands alike.
+Nothing here talks to a car. Asking for a command (POST /cars/{id}/lock, /unlock, a key's
+/lock and /unlock) and reading live status (GET /cars/{id}/status, for the owner or a key
+holder) are in keys.api: keys decides who may ask, and audits every attempt. Auth is the API's
+default X-Session-Token; strangers get 404 for cars and commands alike.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import datetime
 from typing import Any
 from uuid import UUID
 
-from django.utils import timezone
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Router, Schema
 
 from carshare.apikit import ApiRequest
-from carshare.errors import DomainError
-from vehicles import commands, connections, selectors
+from vehicles import commands
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -110,65 +109,8 @@ def command_out(command: VehicleCommand, *, car_public_id: UUID) -> dict[str, An
     }
 
 
-@router.post(
-    "/cars/{car_id}/lock",
-    response={202: CommandEnvelope, 409: ErrorOut},
-    summary="Lock your car",
-)
-def car_lock(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
-    """Ask for your car to be locked. Answers at once with the queued command; follow it with
-    GET /commands/{id}. 409 `not_connected` when the car has no connection to its cloud."""
-    car = selectors.car_for_owner(user=request.auth, public_id=car_id)
-    # A CommandRefused (not_connected, ...) is the API's 409 envelope (carshare/api.py).
-    command = commands.vehicle_command_request(
-        car=car, action=CommandAction.LOCK, reason=CommandReason.OWNER, actor=request.auth
-    )
-    return Status(202, {"command": command_out(command, car_public_id=car.public_id)})
-
-
 @router.get("/commands/{command_id}", response=CommandOut, summary="One vehicle command")
 def command_detail(request: ApiRequest, command_id: UUID) -> dict[str, Any]:
     """A command on your car, or one you asked for, with its progress and any error."""
     command = commands.command_for_owner(user=request.auth, public_id=command_id)
     return command_out(command, car_public_id=command.car.public_id)
-
-
-@router.get(
-    "/cars/{car_id}/status",
-    response={200: StatusOut, 409: ErrorOut},
-    summary="A car's live status (owner or key holder)",
-)
-def car_status(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
-    """The last known lock state, position, odometer and fuel or battery, with their age, for
-    the owner and for whoever holds a key open on the car now (a renter during the trip).
-    Asking also requests a fresh reading (at most one per minimum interval): poll again."""
-    car = selectors.car_for_status_viewer(user=request.auth, public_id=car_id)
-    if connections.connection_live_for_car(car_id=car.pk) is None:
-        raise DomainError(
-            "not_connected", "This car is not connected to its vehicle cloud.", status=409
-        )
-    commands.vehicle_status_request_refresh(car_id=car.pk)
-    status = commands.vehicle_status_for_car(car_id=car.pk)
-    now = timezone.now()
-    data_age = status.data_age if status else None
-    fetched_at = status.fetched_at if status else None
-    requested = status.refresh_requested_at if status else None
-    return Status(
-        200,
-        {
-            "car_id": car.public_id,
-            "is_locked": status.is_locked if status else None,
-            "doors_open": status.doors_open if status else None,
-            "latitude": status.latitude if status else None,
-            "longitude": status.longitude if status else None,
-            "odometer_km": status.odometer_km if status else None,
-            "fuel_percent": status.fuel_percent if status else None,
-            "battery_percent": status.battery_percent if status else None,
-            "range_km": status.range_km if status else None,
-            "data_age": data_age,
-            "data_age_seconds": max(0, int((now - data_age).total_seconds())) if data_age else None,
-            "fetched_at": fetched_at,
-            "refreshing": requested is not None and (fetched_at is None or fetched_at < requested),
-            "last_error": status.last_error if status else "",
-        },
-    )

@@ -5,7 +5,9 @@ A command is written `queued` in the caller's transaction and run by vehicles.ta
 transaction open, then records the answer: succeeded (and later confirmed by reading the lock
 status), failed (the car or the cloud refused; never retried blindly), or back to queued for
 another attempt after a rate limit or a transient error, up to a budget. A queued command leaves
-early as expired (a person's command not sent within PERSON_SEND_WINDOW) or superseded (a newer
+early as expired (not sent by its deadline, `not_after`: a person's PERSON_SEND_WINDOW, or
+before that the end of the key it was asked under, which fails it with words from keys),
+withdrawn (its key was revoked or ended: vehicle_commands_withdraw) or superseded (a newer
 command for the same car). _command_move() is the one place a status changes; each change leaves
 a VehicleCommandEvent.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import datetime
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,17 +195,22 @@ def vehicle_command_enqueue(
     reason: str,
     actor: User | None,
     key_id: int | None = None,
-    audited: bool = False,
     not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    late_message: str = "",
     admit: Callable[[], None] | None = None,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
     unlock at the start (or the lock at the end) in the same transaction as the trip's move, so
-    both happen or neither does. Sent once that transaction commits. `audited`: the caller
-    records the attempt in the keys audit log itself; otherwise the registered observer does.
+    both happen or neither does. Sent once that transaction commits. Who asked is audited
+    by the caller: keys, which answers every command a person asks of a car.
     `not_before`: a system command staged ahead of its moment (the unlock at a trip start, so a
     thousand trips starting in one minute need no work at that minute but the sends); it waits
-    queued, supersedes nothing and is superseded by nothing until then.
+    queued, supersedes nothing and is superseded by nothing until then. `not_after`: the end of
+    the key it is asked under, for its action (a person's command also ends with its send
+    window); `late_message` says so to whoever asked, if that end comes first. The worker sends
+    nothing past it and asks nobody else: revoking the key withdraws the command instead
+    (vehicle_commands_withdraw).
 
     A command of the same action already queued or sent for the car (and not staged for later)
     is joined: it is returned, and no second command is written, so thirty presses of Unlock
@@ -240,8 +247,6 @@ def vehicle_command_enqueue(
         _supersede_older(car_id=car_id, now=now, newest_pk=pending.pk, by=pending.public_id)
         if actor is not None and actor.pk != pending.actor_id:
             pending.joined_by.add(actor)
-        if not audited and _command_observer is not None:
-            _command_observer(pending, actor, reason)
         return pending
     if admit is not None:
         admit()  # before anything yields to the new command: a refusal leaves all as it was
@@ -249,6 +254,8 @@ def vehicle_command_enqueue(
     if not staged:
         # Before the new row, so the one-pending rule never sees the command it replaces.
         _supersede_older(car_id=car_id, now=now, newest_pk=None, by=public_id)
+    send_by = now + PERSON_SEND_WINDOW if is_person else None
+    deadline = min((d for d in (send_by, not_after) if d is not None), default=None)
     fields = {
         "public_id": public_id,
         "car_id": car_id,
@@ -256,7 +263,11 @@ def vehicle_command_enqueue(
         "actor": actor,
         "action": action,
         "reason": reason,
-        "send_by": now + PERSON_SEND_WINDOW if is_person else None,
+        "send_by": send_by,
+        "not_after": deadline,
+        # Said only when the key's end, not the send window, is the deadline.
+        "late_message": late_message[:200] if deadline is not None and deadline != send_by else "",
+        "staged": staged,
         "next_attempt_at": not_before if staged else now,
     }
     if reason == CommandReason.TRIP_START:
@@ -280,8 +291,6 @@ def vehicle_command_enqueue(
     # Staged: nothing superseded yet, the car's current wishes stand until this one is due.
     # `staged` implies not_before is set; mypy cannot follow the bool.
     delay = (not_before - now).total_seconds() if staged else 0.0  # type: ignore[operator]
-    if not audited and _command_observer is not None:
-        _command_observer(command, actor, reason)
     _dispatch(command.pk, delay=delay)
     return command
 
@@ -296,7 +305,7 @@ def _pending(
         car_id=car_id, action=action, status__in=COMMAND_PENDING
     )
     if not staged_too:
-        pending = pending.exclude(_staged(now) & Q(reason=CommandReason.TRIP_START))
+        pending = pending.exclude(_staged(now))
     return pending.order_by("-pk").first()
 
 
@@ -308,11 +317,7 @@ def _joins(pending: VehicleCommand, *, is_person: bool, now: datetime.datetime) 
     """
     if not is_person or pending.reason in PERSON_REASONS or pending.status != C.QUEUED:
         return True
-    return (
-        pending.attempts == 0
-        and pending.next_attempt_at is not None
-        and (pending.next_attempt_at > now)
-    )
+    return _is_staged(pending, now)
 
 
 def _supersede_older(
@@ -328,61 +333,61 @@ def _supersede_older(
 
 
 def _staged(now: datetime.datetime) -> Q:
-    """Commands staged for a later moment and never sent yet (only the system stages, and only
-    a trip's unlock at its start), unlike a command waiting to retry, which a newer one does
-    replace."""
-    return Q(attempts=0, next_attempt_at__gt=now, actor__isnull=True)
+    """Commands staged for a later moment that has not come yet (only the system stages, and
+    only a trip's unlock at its start), unlike a command waiting to retry, which a newer one
+    does replace."""
+    return Q(staged=True, next_attempt_at__gt=now)
 
 
-def commands_withdraw(*, key_id: int, note: str) -> int:
-    """Inside the caller's transaction: commands still queued under a key that was revoked (a
-    trip cancelled before its staged unlock) end as expired, never sent; returns how many."""
+def _is_staged(command: VehicleCommand, now: datetime.datetime) -> bool:
+    return command.staged and command.next_attempt_at is not None and command.next_attempt_at > now
+
+
+# An end lock locks a car whose key just ended: nothing withdraws it, and no deadline stops it.
+END_LOCK_REASONS = frozenset({CommandReason.TRIP_END, CommandReason.SERVICE_END})
+
+
+def vehicle_commands_withdraw(
+    *,
+    key_id: int,
+    note: str,
+    message: str,
+    fail: bool = True,
+    actions: Collection[str] | None = None,
+) -> int:
+    """Inside the caller's transaction (a key revoked, expired or cut short): the key's commands
+    still queued, of `actions` (default both), never go, with `message` for whoever follows
+    them. A person's press fails (with `fail=False`, as when a trip is cancelled, it expires);
+    the system's own (a trip's staged unlock) expires. End locks stay. Each leaves an event
+    row; returns how many were withdrawn."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("vehicle_commands_withdraw() needs the calling service's transaction")
+    queued = VehicleCommand.objects.filter(key_id=key_id, status=C.QUEUED).exclude(
+        reason__in=END_LOCK_REASONS
+    )
+    if actions is not None:
+        queued = queued.filter(action__in=actions)
     withdrawn = 0
-    for pk in VehicleCommand.objects.filter(key_id=key_id, status=C.QUEUED).values_list(
-        "pk", flat=True
-    ):
-        if _command_move(pk, C.EXPIRED, note):
+    for pk in queued.values_list("pk", flat=True):
+        command = _command_locked(pk)
+        if command is None or command.status != C.QUEUED:
+            continue  # sent meanwhile: in flight, its answer decides
+        to = C.FAILED if fail and command.reason in PERSON_REASONS else C.EXPIRED
+        moved = _command_move(
+            command,
+            to,
+            note,
+            locked=True,
+            error_type="KEY_NOT_ACTIVE",
+            error_message=message[:500],
+        )
+        if moved is not None:
             withdrawn += 1
     return withdrawn
 
 
 def command_exists(*, key_id: int, reason: str) -> bool:
     return VehicleCommand.objects.filter(key_id=key_id, reason=reason).exists()
-
-
-# Every lock and unlock of a car goes into the keys app's audit log, including the owner's own
-# "Lock now" and an admin's force lock, which do not go through a key. Keys registers the
-# observer (one slot); it runs inside the command's transaction, with who asked and why (for a
-# joined press, someone other than the command's own actor).
-CommandObserver = Callable[[VehicleCommand, User | None, str], None]
-_command_observer: CommandObserver | None = None
-
-
-def register_command_observer(fn: CommandObserver) -> None:
-    global _command_observer  # a one-slot registry, set once at start-up
-    _command_observer = fn
-
-
-# --- Who may still send a command under a digital key ---------------------------------------
-
-# Asked right before the vehicle call, in the worker: "may command X still be sent?" The keys app
-# (above this one) registers it from its AppConfig.ready(); it answers None (yes) or the reason,
-# shown to whoever asked. A command asked for under a key that was revoked or ran out while it
-# waited in the queue must not reach the car.
-CommandGuard = Callable[[VehicleCommand, datetime.datetime], str | None]
-_command_guard: CommandGuard | None = None
-
-
-def register_command_guard(fn: CommandGuard) -> None:
-    """One slot, set once at start-up (registering again replaces it)."""
-    global _command_guard  # a one-slot registry, like vehicles.selectors' availability filter
-    _command_guard = fn
-
-
-def _guard_refusal(command: VehicleCommand, now: datetime.datetime) -> str | None:
-    if command.key_id is None or _command_guard is None:
-        return None
-    return _command_guard(command, now)
 
 
 # --- Running a command (called by vehicles.tasks around the provider calls) ----------------
@@ -432,6 +437,7 @@ def command_claim(*, command_id: int) -> Claim | None:
                 locked=True,  # read under the lock above: queued, due, not yet sent
                 sent_at=now,
                 next_attempt_at=None,
+                staged=False,
             )
     except IntegrityError:
         # command_one_in_flight_per_car: another command of this car is sent and unanswered.
@@ -455,19 +461,12 @@ def command_claim(*, command_id: int) -> Claim | None:
 def _claim_refusal_or_connection(
     command: VehicleCommand, now: datetime.datetime
 ) -> VehicleConnection | None:
-    """The connection to send `command` through, or None after ending it for good (locked)."""
-    if command.send_by is not None and now > command.send_by:
-        _command_move(command, C.EXPIRED, "not sent within the send window", locked=True)
-        return None
-    if refusal := _guard_refusal(command, now):
-        _command_move(
-            command,
-            C.FAILED,
-            f"key no longer valid: {refusal}",
-            locked=True,
-            error_type="KEY_NOT_ACTIVE",
-            error_message=refusal[:500],
-        )
+    """The connection to send `command` through, or None after ending it for good (locked).
+
+    The last check before the car is the command's own row: still queued (a revoked key
+    withdrew its commands) and not past its deadline."""
+    if command.not_after is not None and now >= command.not_after:
+        _command_end_late(command, locked=True)
         return None
     connection = connections.connection_live_for_car(car_id=command.car_id)
     if connection is None:
@@ -480,6 +479,39 @@ def _claim_refusal_or_connection(
             error_message=_("This car is not connected to its vehicle cloud."),
         )
     return connection
+
+
+def _command_end_late(command: VehicleCommand | int, *, locked: bool = False) -> bool:
+    """A queued command past its deadline: expired when it was the person's send window,
+    failed with the words keys gave it when its key's window ended first."""
+    if isinstance(command, int) or not locked:
+        current = _command_locked(command if isinstance(command, int) else command.pk)
+        if current is None:
+            return False
+        command = current
+    if command.status != C.QUEUED:
+        return False  # sent or ended meanwhile
+    if command.late_message:
+        moved = _command_move(
+            command,
+            C.FAILED,
+            f"key no longer valid: {command.late_message}",
+            locked=True,
+            error_type="KEY_NOT_ACTIVE",
+            error_message=command.late_message,
+        )
+    else:
+        moved = _command_move(command, C.EXPIRED, "not sent within the send window", locked=True)
+    return moved is not None
+
+
+def command_refusal(command: VehicleCommand, now: datetime.datetime) -> str | None:
+    """Why the worker would not send this command at `now` (None: it would), from its row."""
+    if command.status != C.QUEUED:
+        return command.error_message or _("This command is no longer waiting to be sent.")
+    if command.not_after is not None and now >= command.not_after:
+        return command.late_message or _("It was not sent in time.")
+    return None
 
 
 @transaction.atomic(durable=True)
@@ -699,21 +731,21 @@ def command_settle_stale(*, stale: StaleCommand, lock_status: provider.LockStatu
     )
     if moved is None:
         return ""
-    if moved.send_by is None or now <= moved.send_by:
+    if moved.not_after is None or now < moved.not_after:
         _dispatch(command.pk)
-    # else: a person's command past its window; commands_expire_overdue ends it, unsent.
+    # else: past its deadline; commands_expire_overdue ends it, unsent.
     return moved.status
 
 
 def commands_expire_overdue(*, now: datetime.datetime) -> int:
-    """Expire queued person commands past their send window; returns how many."""
+    """End queued commands past their deadline, unsent; returns how many."""
     expired = 0
-    overdue = VehicleCommand.objects.filter(status=C.QUEUED, send_by__lt=now).values_list(
+    overdue = VehicleCommand.objects.filter(status=C.QUEUED, not_after__lte=now).values_list(
         "pk", flat=True
     )
     for pk in list(overdue[:500]):
         with transaction.atomic(durable=True):
-            if _command_move(pk, C.EXPIRED, "not sent within the send window"):
+            if _command_end_late(pk):
                 expired += 1
     return expired
 
@@ -724,7 +756,7 @@ def commands_redispatch_lost(*, now: datetime.datetime) -> int:
     lost = (
         VehicleCommand.objects.filter(status=C.QUEUED)
         .filter(Q(next_attempt_at__lte=cutoff) | Q(next_attempt_at__isnull=True))
-        .filter(Q(send_by__isnull=True) | Q(send_by__gte=now))
+        .filter(Q(not_after__isnull=True) | Q(not_after__gt=now))
         .values_list("pk", "next_attempt_at")
     )
     sent = 0

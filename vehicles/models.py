@@ -369,6 +369,15 @@ class VehicleCommand(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     # A command a person asked for must not run after they walked away (see services).
     send_by = models.DateTimeField(null=True, blank=True)
+    # From this moment on it is not sent: the person's send window, or earlier the end of the
+    # key it was asked under, for its action (null: no deadline, as for an end lock). The
+    # worker's last check before calling the car reads this row only.
+    not_after = models.DateTimeField(null=True, blank=True)
+    # Shown to whoever asked when the key's end (rather than the send window) stopped it.
+    late_message = models.CharField(max_length=200, blank=True)
+    # Staged by the system for a later moment (a trip's unlock at its start), and never sent
+    # yet: until next_attempt_at it supersedes nothing and nothing supersedes it.
+    staged = models.BooleanField(default=False)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)

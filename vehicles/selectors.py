@@ -73,28 +73,6 @@ def _free_between(
     return _availability_filter(cars, start, end, timezone.now())
 
 
-# Besides the owner, whoever holds a key open on the car now may see its live status and
-# position. Keys sit above this app, so the keys app registers the check (one slot).
-StatusViewerCheck = Callable[[User, int], bool]
-_status_viewer_check: StatusViewerCheck | None = None
-
-
-def register_status_viewer_check(fn: StatusViewerCheck) -> None:
-    global _status_viewer_check  # a one-slot registry, set once at start-up
-    _status_viewer_check = fn
-
-
-def car_for_status_viewer(*, user: User, public_id: UUID | str) -> Car:
-    """The car for its owner or a person holding a key open on it now; anyone else gets 404."""
-    car = Car.objects.filter(public_id=public_id).first() if user.is_authenticated else None
-    if car is None or (
-        car.owner_id != user.pk
-        and (_status_viewer_check is None or not _status_viewer_check(user, car.pk))
-    ):
-        raise Http404("No such car.")
-    return car
-
-
 def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
     """The owner's car, listed or not; anyone else gets 404."""
     if not user.is_authenticated:

@@ -21,7 +21,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
 
 from carshare.http import (
     AuthedHtmxRequest,
@@ -32,11 +31,9 @@ from carshare.http import (
 )
 from vehicles import commands, connect, connections, provider, selectors, services
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
-from vehicles.models import Car, FuelType, Transmission, VehicleCommand
+from vehicles.models import Car, FuelType, Transmission
 
 CAR_PAGE = "vehicles/car_detail.html"
-# Tells the command history and the status panel that a command was asked for or finished.
-COMMAND_EVENT = "car-command-changed"
 
 
 def car_browse(request: HtmxRequest) -> HttpResponse:
@@ -312,43 +309,3 @@ def car_commands(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """The command history, refreshed when a command is asked for or finishes."""
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     return _car_page(request, car, is_owner=True, partial="car-commands")
-
-
-@login_required
-@require_POST
-def car_lock(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
-    """Lock now: records the command and answers at once; the worker does the rest."""
-    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
-    try:
-        command = commands.vehicle_command_request(
-            car=car, action="lock", reason="owner", actor=request.user
-        )
-    except commands.CommandRefused as refusal:
-        if not request.htmx:
-            messages.error(request, str(refusal))
-            return redirect(car)
-        context = {"car": car, "command": None, "command_error": str(refusal)}
-        return render_page_or_partial(request, CAR_PAGE, "car-command", context)
-    if not request.htmx:
-        messages.info(request, _("Locking your car: follow it below."))
-        return redirect(car)
-    response = _command_fragment(request, command)
-    return trigger_client_event(response, COMMAND_EVENT)
-
-
-@login_required
-@require_GET
-def vehicle_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
-    """A command's progress, polled every 2 s while it is pending, then no more."""
-    command = commands.command_for_owner(user=request.user, public_id=public_id)  # or 404
-    if not request.htmx:
-        return redirect(command.car)
-    response = _command_fragment(request, command)
-    if not command.is_pending:
-        trigger_client_event(response, COMMAND_EVENT)
-    return response
-
-
-def _command_fragment(request: AuthedHtmxRequest, command: VehicleCommand) -> HttpResponse:
-    context = {"car": command.car, "command": command, "command_error": ""}
-    return render_page_or_partial(request, CAR_PAGE, "car-command", context)

@@ -155,7 +155,7 @@ def test_the_message_goes_once_the_car_is_locked(door_open_at_the_end, renter, c
     from keys.models import DigitalKey
 
     key = DigitalKey.objects.get(booking_id=booking.pk, kind="trip")
-    command = use.key_command(key=key, user=renter, action="lock", via="web")
+    command = use.car_command_request(key=key, user=renter, action="lock", via="web")
     vehicle_tasks.run_vehicle_command(command_id=command.pk)
     endlocks.end_lock_check(end_lock_id=EndLock.objects.get().pk)
     response = client.get(url, headers=HTMX)

@@ -105,7 +105,7 @@ def clock_now() -> datetime.datetime:
 
 
 def test_the_owners_own_lock_counts(end_lock, check, request_car, owner, sim, sim_vehicle_id):
-    lock = use.car_owner_command(car=request_car, user=owner, action="lock")
+    lock = use.car_command_request(car=request_car, user=owner, action="lock")
     assert VehicleCommand.objects.get(pk=end_lock.command_id).status == CommandStatus.SUPERSEDED
     vehicle_tasks.run_vehicle_command(command_id=lock.pk)
     assert check(end_lock) == ("locked", [])
@@ -391,7 +391,7 @@ def test_handed_over_when_the_owner_unlocked(
     sim.fault(sim_vehicle_id, **DOOR_OPEN)
     run_latest_lock(end_lock)
     clock.shift(5 * M)
-    use.car_owner_command(car=request_car, user=owner, action="unlock")
+    use.car_command_request(car=request_car, user=owner, action="unlock")
     assert check(end_lock) == ("handed_over", [])
     assert fresh(end_lock).last_problem == "the owner unlocked the car since"
 

@@ -55,7 +55,9 @@ def at_once(press: Callable[[int], Any], count: int = PRESSES) -> list[Any]:
 
 @pytest.mark.django_db(transaction=True)
 def test_thirty_simultaneous_unlocks_make_one_command(transactional_db, active_trip_key, renter):
-    outcomes = at_once(lambda i: use.key_command(key=active_trip_key, user=renter, action="unlock"))
+    outcomes = at_once(
+        lambda i: use.car_command_request(key=active_trip_key, user=renter, action="unlock")
+    )
 
     errors = [o for o in outcomes if not isinstance(o, VehicleCommand)]
     assert errors == []
@@ -76,12 +78,12 @@ def test_thirty_simultaneous_unlocks_make_one_command(transactional_db, active_t
 def test_simultaneous_owner_unlocks_and_lock_nows_join(transactional_db, connected_car, owner):
     """The owner's own unlock (no trip on) and "Lock now" get the same treatment."""
     unlocks = at_once(
-        lambda i: use.car_owner_command(car=connected_car, user=owner, action="unlock"), 10
+        lambda i: use.car_command_request(car=connected_car, user=owner, action="unlock"), 10
     )
     assert all(isinstance(o, VehicleCommand) for o in unlocks), unlocks
     assert len({o.pk for o in unlocks}) == 1
     locks = at_once(
-        lambda i: use.car_owner_command(car=connected_car, user=owner, action="lock"), 10
+        lambda i: use.car_command_request(car=connected_car, user=owner, action="lock"), 10
     )
     assert all(isinstance(o, VehicleCommand) for o in locks), locks
     assert len({o.pk for o in locks}) == 1
@@ -139,8 +141,8 @@ def test_the_renter_and_the_owner_pressing_at_once_never_deadlock(
 
     def press(i: int) -> VehicleCommand:
         if i % 2:
-            return use.key_command(key=active_trip_key, user=renter, action="unlock")
-        return use.car_owner_command(car=car, user=owner, action="lock")
+            return use.car_command_request(key=active_trip_key, user=renter, action="unlock")
+        return use.car_command_request(car=car, user=owner, action="lock")
 
     outcomes = at_once(press)
 
@@ -155,8 +157,8 @@ def test_the_renter_and_the_owner_pressing_at_once_never_deadlock(
 
 def unlock_anew(key, user) -> VehicleCommand:
     """An unlock that is a new command: the Lock before it replaces any unlock still queued."""
-    use.key_command(key=key, user=user, action="lock")
-    return use.key_command(key=key, user=user, action="unlock")
+    use.car_command_request(key=key, user=user, action="lock")
+    return use.car_command_request(key=key, user=user, action="unlock")
 
 
 def rate_limited(key, user) -> services.KeyRefused:
@@ -190,12 +192,12 @@ def test_refused_and_joined_presses_cost_nothing(trip_key, renter, settings, clo
     clock.move_to(trip_key.valid_from - datetime.timedelta(hours=1), tick=False)
     for _ in range(3):  # too early: refused, and not counted
         with pytest.raises(services.KeyRefused, match="works from"):
-            use.key_command(key=trip_key, user=renter, action="unlock")
+            use.car_command_request(key=trip_key, user=renter, action="unlock")
 
     clock.move_to(trip_key.valid_from, tick=False)
-    first = use.key_command(key=trip_key, user=renter, action="unlock")
+    first = use.car_command_request(key=trip_key, user=renter, action="unlock")
     for _ in range(5):  # the same unlock, still on its way: joined, not counted
-        assert use.key_command(key=trip_key, user=renter, action="unlock") == first
+        assert use.car_command_request(key=trip_key, user=renter, action="unlock") == first
     assert unlock_anew(trip_key, renter) != first  # the second of two
     rate_limited(trip_key, renter)
     assert AuditEntry.objects.filter(actor=renter, code="rate_limited").count() == 1
@@ -219,7 +221,7 @@ def test_whoever_joined_a_command_follows_it_and_a_stranger_gets_404(
     active_trip_key, shared_key, renter, co_driver, stranger
 ):
     unlock = unlock_anew(active_trip_key, renter)
-    joined = use.key_command(key=shared_key, user=co_driver, action="unlock")
+    joined = use.car_command_request(key=shared_key, user=co_driver, action="unlock")
     assert joined == unlock  # the renter's unlock, on its way: the co-driver's press joined it
     assert vehicle_commands.command_for_owner(user=co_driver, public_id=unlock.public_id) == unlock
     with pytest.raises(Http404):

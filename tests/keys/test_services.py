@@ -18,6 +18,7 @@ from keys import grants, selectors, services, tasks, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
+from vehicles import commands
 from vehicles import tasks as vehicle_tasks
 from vehicles.models import CommandStatus, VehicleCommand
 
@@ -85,9 +86,15 @@ def test_an_instant_booking_gets_its_key_at_once(instant_car, renter):
     assert DigitalKey.objects.get(booking_id=booking.pk).holder == renter
 
 
+def test_a_trip_key_knows_its_booking_by_public_id(confirmed_booking, trip_key):
+    # Pages and the API name the trip by its public id without asking bookings for it.
+    assert trip_key.booking_public_id == confirmed_booking.public_id
+
+
 def test_the_issue_hook_running_twice_keeps_one_key(confirmed_booking, trip_key):
     again = services.trip_key_issue(
         booking_id=confirmed_booking.pk,
+        booking_public_id=confirmed_booking.public_id,
         car=confirmed_booking.car,
         renter=confirmed_booking.renter,
         starts_at=confirmed_booking.starts_at,
@@ -216,11 +223,11 @@ def test_ending_early_clips_every_key_of_the_trip(
     message = str(
         refused(
             "key_not_active",
-            lambda: use.key_command(key=shared_key, user=co_driver, action="unlock"),
+            lambda: use.car_command_request(key=shared_key, user=co_driver, action="unlock"),
         )
     )
     assert message.startswith("The trip is over: you can only lock the car")
-    assert use.key_command(key=active_trip_key, user=renter, action="lock").action == "lock"
+    assert use.car_command_request(key=active_trip_key, user=renter, action="lock").action == "lock"
 
 
 def test_a_shared_key_ends_with_the_trip(active_booking, active_trip_key, shared_key, clock):
@@ -289,7 +296,7 @@ def test_cancelling_stops_an_unlock_from_reaching_the_car(
     key = selectors.trip_key_for_booking(booking_id=booking.pk)
     sim.set_state(sim_vehicle_id, is_locked=True)
     clock.move_to(booking.starts_at - 20 * M, tick=False)
-    unlock = use.key_command(key=key, user=renter, action="unlock")
+    unlock = use.car_command_request(key=key, user=renter, action="unlock")
 
     booking_services.booking_cancel(booking=booking, user=owner, reason="Car damaged")
 
@@ -298,7 +305,7 @@ def test_cancelling_stops_an_unlock_from_reaching_the_car(
     # Not sent yet: revoking the key withdrew it from the outbox (and the worker's last check
     # would refuse it anyway).
     assert unlock.status == CommandStatus.EXPIRED
-    assert use.command_guard(unlock, booking.starts_at - 19 * M) == "This key was revoked."
+    assert commands.command_refusal(unlock, booking.starts_at - 19 * M) == "This key was revoked."
     vehicle_tasks.run_vehicle_command(command_id=unlock.pk)
     end_lock = EndLock.objects.get(key=key)  # the key had opened: the car is locked
     vehicle_tasks.run_vehicle_command(command_id=end_lock.command_id)
@@ -918,7 +925,7 @@ def test_first_use_opens_an_issued_key_in_its_window(
     key = selectors.trip_key_for_booking(booking_id=booking.pk)
     clock.move_to(booking.starts_at - 10 * M, tick=False)  # before the key clock came by
 
-    command = use.key_command(key=key, user=renter, action="unlock")
+    command = use.car_command_request(key=key, user=renter, action="unlock")
 
     key = fresh(key)
     assert key.status == "active"

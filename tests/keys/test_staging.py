@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from bookings import services as booking_services
 from bookings import tasks as booking_tasks
-from keys import selectors, use
+from keys import selectors
 from tests.api.conftest import session_token
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from vehicles import commands
@@ -60,7 +60,7 @@ def test_at_the_start_it_goes_even_before_the_trip_clock_opened_the_key(soon_boo
     key = selectors.trip_key_for_booking(booking_id=soon_booking.pk)
     clock.move_to(soon_booking.starts_at, tick=False)
     assert key.status == "issued"  # the trip clock has not come by yet
-    assert use.command_guard(unlock, soon_booking.starts_at) is None
+    assert commands.command_refusal(unlock, soon_booking.starts_at) is None
     claim = commands.command_claim(command_id=unlock.pk)
     assert claim is not None
     assert claim.action == "unlock"
@@ -69,7 +69,7 @@ def test_at_the_start_it_goes_even_before_the_trip_clock_opened_the_key(soon_boo
 def test_a_message_a_moment_early_is_judged_at_its_due_second(soon_booking):
     [unlock] = trip_start_unlocks(soon_booking)
     # DUE_TOLERANCE lets a worker take a message up to a second early (clock skew).
-    assert use.command_guard(unlock, soon_booking.starts_at - S / 2) is None
+    assert commands.command_refusal(unlock, soon_booking.starts_at - S / 2) is None
 
 
 def test_the_trip_start_does_not_queue_a_second_unlock(soon_booking, clock):
@@ -163,3 +163,14 @@ def test_the_audit_log_shows_when_the_unlock_was_staged_for_and_when_the_car_ope
     assert f'<time datetime="{asked.isoformat()}">{asked:%-d %b %H:%M:%S}</time>' in html
     assert f'Staged for <time datetime="{local.isoformat()}">{local:%H:%M:%S}</time>' in html
     assert f'Car opened at <time datetime="{local.isoformat()}">{local:%H:%M:%S}</time>' in html
+
+
+def test_the_staged_unlock_says_so_and_carries_the_trips_end(soon_booking, clock):
+    [unlock] = trip_start_unlocks(soon_booking)
+    key = selectors.trip_key_for_booking(booking_id=soon_booking.pk)
+    assert unlock.staged
+    assert unlock.not_after == key.valid_until
+    clock.move_to(soon_booking.starts_at, tick=False)
+    assert commands.command_claim(command_id=unlock.pk) is not None
+    unlock.refresh_from_db()
+    assert not unlock.staged  # sent: it waits for no moment any more

@@ -1,5 +1,5 @@
 """Using keys: the holder's lock and unlock with their windows and rate limits, the owner's own
-commands and overrides, the append-only audit log, and the worker's last check (command_guard)."""
+commands and overrides, the append-only audit log, and the worker's last check (the command's own row)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db import DatabaseError, transaction
 from bookings import services as booking_services
 from keys import grants, selectors, services, use
 from keys.models import AuditEntry, DigitalKey
+from vehicles import commands
 from vehicles import tasks as vehicle_tasks
 from vehicles.models import CommandStatus, VehicleCommand
 
@@ -37,7 +38,10 @@ def last_audit() -> AuditEntry:
 @pytest.mark.parametrize("who", ["owner", "stranger", "co_driver"])
 def test_only_the_holder_uses_a_key(active_trip_key, who, request):
     user = request.getfixturevalue(who)
-    refused("not_allowed", lambda: use.key_command(key=active_trip_key, user=user, action="unlock"))
+    refused(
+        "not_allowed",
+        lambda: use.car_command_request(key=active_trip_key, user=user, action="unlock"),
+    )
     denied = last_audit()
     assert (denied.action, denied.allowed, denied.code, denied.actor, denied.key) == (
         "unlock",
@@ -50,7 +54,7 @@ def test_only_the_holder_uses_a_key(active_trip_key, who, request):
 
 
 def test_the_holder_unlocks_and_locks(active_trip_key, renter):
-    unlock = use.key_command(key=active_trip_key, user=renter, action="unlock", via="api")
+    unlock = use.car_command_request(key=active_trip_key, user=renter, action="unlock", via="api")
     assert (unlock.action, unlock.reason, unlock.actor, unlock.key_id) == (
         "unlock",
         "renter",
@@ -65,14 +69,14 @@ def test_the_holder_unlocks_and_locks(active_trip_key, renter):
         "api",
     )
     assert allowed.command_public_id == unlock.public_id
-    lock = use.key_command(key=active_trip_key, user=renter, action="lock")
+    lock = use.car_command_request(key=active_trip_key, user=renter, action="lock")
     assert lock.action == "lock"
     assert last_audit().command_public_id == lock.public_id
 
 
 def test_an_unknown_action_is_a_programming_error(active_trip_key, renter):
     with pytest.raises(ValueError, match="Unknown action"):
-        use.key_command(key=active_trip_key, user=renter, action="start_engine")
+        use.car_command_request(key=active_trip_key, user=renter, action="start_engine")
 
 
 # --- Windows, with the holder's own words --------------------------------------------------------
@@ -82,7 +86,8 @@ def test_before_the_window_says_when_it_opens(trip_key, renter, clock):
     clock.move_to(trip_key.valid_from - 2 * H, tick=False)
     for action in ("unlock", "lock"):
         error = refused(
-            "key_not_active", lambda a=action: use.key_command(key=trip_key, user=renter, action=a)
+            "key_not_active",
+            lambda a=action: use.car_command_request(key=trip_key, user=renter, action=a),
         )
         assert (
             str(error)
@@ -104,11 +109,12 @@ def test_after_the_trip_only_locking_during_the_grace(
 ):
     clock.move_to(active_booking.ends_at + 5 * M, tick=False)  # the trip clock not yet by
     error = refused(
-        "key_not_active", lambda: use.key_command(key=active_trip_key, user=renter, action="unlock")
+        "key_not_active",
+        lambda: use.car_command_request(key=active_trip_key, user=renter, action="unlock"),
     )
     until = services.local_time(active_trip_key.car, active_trip_key.lock_until)
     assert str(error) == f"The trip is over: you can only lock the car, until {until}."
-    assert use.key_command(key=active_trip_key, user=renter, action="lock").action == "lock"
+    assert use.car_command_request(key=active_trip_key, user=renter, action="lock").action == "lock"
 
 
 def test_after_the_grace_nothing(active_booking, active_trip_key, renter, clock):
@@ -116,7 +122,7 @@ def test_after_the_grace_nothing(active_booking, active_trip_key, renter, clock)
     for action in ("unlock", "lock"):
         error = refused(
             "key_not_active",
-            lambda a=action: use.key_command(key=active_trip_key, user=renter, action=a),
+            lambda a=action: use.car_command_request(key=active_trip_key, user=renter, action=a),
         )
         assert str(error) == "This key has expired."
 
@@ -124,14 +130,15 @@ def test_after_the_grace_nothing(active_booking, active_trip_key, renter, clock)
 def test_an_expired_or_revoked_key_says_so(active_trip_key, shared_key, renter, co_driver, clock):
     grants.key_revoke(key=shared_key, user=renter)
     error = refused(
-        "key_not_active", lambda: use.key_command(key=shared_key, user=co_driver, action="lock")
+        "key_not_active",
+        lambda: use.car_command_request(key=shared_key, user=co_driver, action="lock"),
     )
     assert str(error) == "This key was revoked."
     clock.move_to(active_trip_key.lock_until, tick=False)
     services.key_expire(key_id=active_trip_key.pk)
     error = refused(
         "key_not_active",
-        lambda: use.key_command(
+        lambda: use.car_command_request(
             key=DigitalKey.objects.get(pk=active_trip_key.pk), user=renter, action="lock"
         ),
     )
@@ -142,7 +149,8 @@ def test_a_key_revoked_after_the_page_loaded_is_refused(shared_key, renter, co_d
     stale = DigitalKey.objects.get(pk=shared_key.pk)  # what the co-driver's page read
     grants.key_revoke(key=shared_key, user=renter)
     error = refused(
-        "key_not_active", lambda: use.key_command(key=stale, user=co_driver, action="unlock")
+        "key_not_active",
+        lambda: use.car_command_request(key=stale, user=co_driver, action="unlock"),
     )
     assert str(error) == "This key was revoked."
     assert not VehicleCommand.objects.filter(actor=co_driver).exists()
@@ -154,8 +162,8 @@ def test_a_key_revoked_after_the_page_loaded_is_refused(shared_key, renter, co_d
 def unlock_anew(key, user, **kwargs) -> VehicleCommand:
     """An unlock that is a new command: the Lock before it replaces any unlock still queued (a
     press of Unlock while one is on its way joins it, and costs nothing)."""
-    use.key_command(key=key, user=user, action="lock")
-    return use.key_command(key=key, user=user, action="unlock", **kwargs)
+    use.car_command_request(key=key, user=user, action="lock")
+    return use.car_command_request(key=key, user=user, action="unlock", **kwargs)
 
 
 def test_unlocks_are_limited_per_person(active_trip_key, renter, settings, clock):
@@ -169,9 +177,12 @@ def test_unlocks_are_limited_per_person(active_trip_key, renter, settings, clock
     denied = last_audit()
     assert (denied.allowed, denied.code, denied.action) == (False, "rate_limited", "unlock")
     # Locking is never limited: a renter must always be able to lock up.
-    assert use.key_command(key=active_trip_key, user=renter, action="lock").action == "lock"
+    assert use.car_command_request(key=active_trip_key, user=renter, action="lock").action == "lock"
     clock.shift(datetime.timedelta(seconds=error.retry_after))
-    assert use.key_command(key=active_trip_key, user=renter, action="unlock").action == "unlock"
+    assert (
+        use.car_command_request(key=active_trip_key, user=renter, action="unlock").action
+        == "unlock"
+    )
 
 
 def test_unlocks_are_limited_per_car(active_trip_key, shared_key, renter, co_driver, settings):
@@ -189,17 +200,18 @@ def test_denied_attempts_do_not_count_against_the_limit(trip_key, renter, settin
     clock.move_to(trip_key.valid_from - H, tick=False)
     for _ in range(3):
         refused(
-            "key_not_active", lambda: use.key_command(key=trip_key, user=renter, action="unlock")
+            "key_not_active",
+            lambda: use.car_command_request(key=trip_key, user=renter, action="unlock"),
         )
     clock.move_to(trip_key.valid_from, tick=False)
-    assert use.key_command(key=trip_key, user=renter, action="unlock").action == "unlock"
+    assert use.car_command_request(key=trip_key, user=renter, action="unlock").action == "unlock"
 
 
 # --- The audit log is append-only ------------------------------------------------------------
 
 
 def test_the_audit_log_cannot_be_changed(active_trip_key, renter):
-    use.key_command(key=active_trip_key, user=renter, action="unlock")
+    use.car_command_request(key=active_trip_key, user=renter, action="unlock")
     entry = last_audit()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEntry.objects.filter(pk=entry.pk).update(detail="nothing happened")
@@ -216,14 +228,14 @@ def test_the_audit_log_cannot_be_changed(active_trip_key, renter):
 
 
 def test_the_owner_locks_at_any_time(active_trip_key, request_car, owner):
-    command = use.car_owner_command(car=request_car, user=owner, action="lock")
+    command = use.car_command_request(car=request_car, user=owner, action="lock")
     assert (command.reason, command.actor, command.key_id) == ("owner", owner, None)
     entry = last_audit()
     assert (entry.action, entry.allowed, entry.key) == ("lock", True, active_trip_key)
 
 
 def test_the_owner_unlocks_freely_between_trips(request_car, owner):
-    command = use.car_owner_command(car=request_car, user=owner, action="unlock")
+    command = use.car_command_request(car=request_car, user=owner, action="unlock")
     assert command.action == "unlock"
     assert (last_audit().action, last_audit().key) == ("unlock", None)
 
@@ -236,7 +248,7 @@ def test_an_owner_unlock_during_a_trip_needs_an_override_and_a_reason(
 ):
     error = refused(
         "override_required",
-        lambda: use.car_owner_command(
+        lambda: use.car_command_request(
             car=request_car, user=owner, action="unlock", override=override, note=note
         ),
     )
@@ -252,7 +264,7 @@ def test_an_owner_unlock_during_a_trip_needs_an_override_and_a_reason(
 
 
 def test_an_owner_override_is_recorded_and_shown_to_the_renter(active_trip_key, request_car, owner):
-    command = use.car_owner_command(
+    command = use.car_command_request(
         car=request_car, user=owner, action="unlock", override=True, note="Spare key inside"
     )
     assert (command.action, command.reason) == ("unlock", "owner")
@@ -269,7 +281,8 @@ def test_an_owner_override_is_recorded_and_shown_to_the_renter(active_trip_key, 
 
 def test_a_stranger_cannot_command_the_car(request_car, stranger):
     refused(
-        "not_allowed", lambda: use.car_owner_command(car=request_car, user=stranger, action="lock")
+        "not_allowed",
+        lambda: use.car_command_request(car=request_car, user=stranger, action="lock"),
     )
     assert last_audit().actor == stranger
 
@@ -280,7 +293,7 @@ def test_a_stranger_cannot_command_the_car(request_car, stranger):
 def test_the_guard_refuses_an_unlock_of_a_key_revoked_while_queued(
     shared_key, renter, co_driver, sim, sim_vehicle_id
 ):
-    unlock = use.key_command(key=shared_key, user=co_driver, action="unlock")
+    unlock = use.car_command_request(key=shared_key, user=co_driver, action="unlock")
     grants.key_revoke(key=shared_key, user=renter)
     vehicle_tasks.run_vehicle_command(command_id=unlock.pk)
     unlock.refresh_from_db()
@@ -293,17 +306,21 @@ def test_the_guard_refuses_an_unlock_whose_window_closed_meanwhile(
     active_booking, active_trip_key, renter, clock
 ):
     clock.move_to(active_booking.ends_at - datetime.timedelta(seconds=5), tick=False)
-    unlock = use.key_command(key=active_trip_key, user=renter, action="unlock")
-    assert use.command_guard(unlock, active_booking.ends_at - datetime.timedelta(seconds=4)) is None
-    refusal = use.command_guard(unlock, active_booking.ends_at)
+    unlock = use.car_command_request(key=active_trip_key, user=renter, action="unlock")
+    assert (
+        commands.command_refusal(unlock, active_booking.ends_at - datetime.timedelta(seconds=4))
+        is None
+    )
+    refusal = commands.command_refusal(unlock, active_booking.ends_at)
     assert refusal.startswith("The trip is over: you can only lock the car")
 
 
 def test_the_guard_refuses_commands_of_expired_keys(active_trip_key, renter, clock):
-    lock = use.key_command(key=active_trip_key, user=renter, action="lock")
+    lock = use.car_command_request(key=active_trip_key, user=renter, action="lock")
     clock.move_to(active_trip_key.lock_until, tick=False)
     services.key_expire(key_id=active_trip_key.pk)
-    assert use.command_guard(lock, active_trip_key.lock_until) == "This key has expired."
+    lock.refresh_from_db()  # withdrawn with the key, in the same transaction
+    assert commands.command_refusal(lock, active_trip_key.lock_until) == "This key has expired."
 
 
 def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key, clock, admin):
@@ -311,7 +328,7 @@ def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key
     booking_services.booking_complete(booking_id=active_booking.pk)
     grants.key_revoke(key=active_trip_key, user=admin)
     end_lock = VehicleCommand.objects.filter(reason="trip_end").first()
-    assert use.command_guard(end_lock, active_booking.ends_at + 3 * H) is None
+    assert commands.command_refusal(end_lock, active_booking.ends_at + 3 * H) is None
 
 
 def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, technician, clock):
@@ -325,4 +342,38 @@ def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, 
     services.service_window_end(key_id=key.pk)
     grants.key_revoke(key=key, user=owner)
     lock = VehicleCommand.objects.get(reason="service_end")
-    assert use.command_guard(lock, start + 5 * H) is None
+    assert commands.command_refusal(lock, start + 5 * H) is None
+
+
+def test_a_holders_press_carries_its_own_deadline(active_booking, active_trip_key, renter, clock):
+    clock.move_to(active_booking.ends_at - datetime.timedelta(seconds=5), tick=False)
+    unlock = use.car_command_request(key=active_trip_key, user=renter, action="unlock")
+    lock = use.car_command_request(key=active_trip_key, user=renter, action="lock")
+    # The trip ends before the send window does: the unlock stops with the trip, the lock
+    # goes on until the send window closes (locking works through the grace).
+    assert unlock.not_after == active_booking.ends_at
+    assert unlock.late_message.startswith("The trip is over: you can only lock the car")
+    assert lock.not_after == lock.send_by
+    assert lock.late_message == ""
+
+
+def test_revoking_a_key_withdraws_its_queued_press_at_once(shared_key, renter, co_driver):
+    unlock = use.car_command_request(key=shared_key, user=co_driver, action="unlock")
+    grants.key_revoke(key=shared_key, user=renter)
+    unlock.refresh_from_db()  # no worker has run: the revoke itself withdrew it
+    assert (unlock.status, unlock.error_type) == (CommandStatus.FAILED, "KEY_NOT_ACTIVE")
+    assert unlock.error_message == "This key was revoked."
+    assert unlock.events.last().note.startswith("key revoked")
+
+
+def test_ending_a_trip_early_withdraws_a_queued_unlock_but_not_the_end_lock(
+    active_booking, active_trip_key, renter
+):
+    unlock = use.car_command_request(key=active_trip_key, user=renter, action="unlock")
+    booking_services.booking_end(booking=active_booking, user=renter)
+    unlock.refresh_from_db()
+    assert (unlock.status, unlock.error_type) == (CommandStatus.FAILED, "KEY_NOT_ACTIVE")
+    assert unlock.error_message.startswith("The trip is over: you can only lock the car")
+    end_lock = VehicleCommand.objects.get(key_id=active_trip_key.pk, reason="trip_end")
+    assert end_lock.status == CommandStatus.QUEUED
+    assert end_lock.not_after is None  # an end lock always goes

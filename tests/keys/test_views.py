@@ -323,8 +323,7 @@ def test_unlock_records_a_command_and_answers_with_its_progress(
     assert reverse("keys:key_command_status", args=[command.public_id]) in html
     assert 'hx-trigger="every 2s"' in html
     assert "Queued" in html
-    # The live status and audit log listen for this one, the owner's car page for the other.
-    assert "key-command-changed" in response["HX-Trigger"]
+    # The one event the live status, the audit log and the owner's car page listen for.
     assert "car-command-changed" in response["HX-Trigger"]
     entry = AuditEntry.objects.get(command_public_id=command.public_id)
     assert (entry.action, entry.allowed, entry.actor) == ("unlock", True, renter)
@@ -377,7 +376,7 @@ def test_command_status_follows_the_car(active_key, renter, owner, co_driver, sh
     html = response.content.decode()
     assert "Done" in html
     assert "hx-trigger" not in html  # polling stops
-    assert "key-command-changed" in response["HX-Trigger"]
+    assert "car-command-changed" in response["HX-Trigger"]
 
     # The car's owner may follow it too; a co-driver on the same trip may not.
     assert as_user(owner).get(url, headers=HTMX).status_code == 200
@@ -468,7 +467,7 @@ def test_owner_override_is_shown_to_the_renter(active_key, owner, renter):
     assert command.action == "unlock"
     html = response.content.decode()
     assert reverse("keys:key_command_status", args=[command.public_id]) in html
-    assert "key-command-changed" in response["HX-Trigger"]
+    assert "car-command-changed" in response["HX-Trigger"]
     assert AuditEntry.objects.filter(
         action=AuditAction.OVERRIDE_UNLOCK, allowed=True, detail="Forgot my sunglasses"
     ).exists()

@@ -476,7 +476,7 @@ def test_stranger_gets_404_on_a_command(owner_client, stranger, car, sim, settin
     stranger_client.force_login(stranger)
 
     response = stranger_client.get(
-        reverse("vehicles:vehicle_command_status", args=[command.public_id]), headers=HTMX
+        reverse("keys:key_command_status", args=[command.public_id]), headers=HTMX
     )
 
     assert response.status_code == 404
@@ -562,7 +562,7 @@ def test_lock_now_answers_with_a_polling_command(owner_client, owner, car, sim, 
     assert (command.action, command.reason, command.actor) == ("lock", "owner", owner)
     html = response.content.decode()
     assert f'id="command-{command.public_id}"' in html
-    assert reverse("vehicles:vehicle_command_status", args=[command.public_id]) in html
+    assert reverse("keys:key_command_status", args=[command.public_id]) in html
     assert 'hx-trigger="every 2s"' in html
     assert "Queued" in html
     assert "car-command-changed" in json.loads(response["HX-Trigger"])
@@ -595,7 +595,7 @@ def test_a_finished_command_stops_polling(owner_client, car, sim, settings):
     VehicleCommand.objects.filter(pk=command.pk).update(
         status=CommandStatus.FAILED, error_message="A door is open."
     )
-    status_url = reverse("vehicles:vehicle_command_status", args=[command.public_id])
+    status_url = reverse("keys:key_command_status", args=[command.public_id])
 
     response = owner_client.get(status_url, headers=HTMX)
 
@@ -631,9 +631,7 @@ def test_lock_now_locks_the_car_in_the_simulator(sim, settings, celery_worker_th
     sim.set_state(connection.vehicle_id, is_locked=False)
 
     client.post(url("car_lock", car), headers=HTMX)
-    status_url = reverse(
-        "vehicles:vehicle_command_status", args=[VehicleCommand.objects.get().public_id]
-    )
+    status_url = reverse("keys:key_command_status", args=[VehicleCommand.objects.get().public_id])
     deadline = time.monotonic() + 20
     while True:  # what the page's polling does, faster: a real worker is doing the work
         html = client.get(status_url, headers=HTMX).content.decode()
