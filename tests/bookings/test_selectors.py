@@ -15,6 +15,7 @@ from bookings import selectors, services
 from bookings.models import BookingStatus
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
+from vehicles import occupancy
 
 B = BookingStatus
 H = datetime.timedelta(hours=1)
@@ -95,29 +96,29 @@ def test_busy_intervals_show_holds_with_their_kind(requested_booking, request_ca
     )
     other = request_booking(request_car, RenterFactory(), starts_at=start + 24 * H)
     services.booking_confirm(booking=other, user=owner)
-    busy = selectors.busy_intervals(car=request_car, start=start - 24 * H, end=start + 48 * H)
+    busy = occupancy.busy_intervals(car=request_car, start=start - 24 * H, end=start + 48 * H)
     assert busy == [
         (start, requested_booking.ends_at + datetime.timedelta(minutes=30), "request"),
         (block.period.lower, block.period.upper, "block"),
         (other.starts_at, other.ends_at + datetime.timedelta(minutes=30), "booking"),
     ]
     # Only what overlaps the window.
-    assert selectors.busy_intervals(car=request_car, start=start + 9 * H, end=start + 11 * H) == [
+    assert occupancy.busy_intervals(car=request_car, start=start + 9 * H, end=start + 11 * H) == [
         (block.period.lower, block.period.upper, "block")
     ]
 
 
 def test_busy_intervals_ignore_overdue_requests_before_the_sweep(requested_booking, clock):
     car, start = requested_booking.car, requested_booking.starts_at
-    assert selectors.busy_intervals(car=car, start=start, end=start + H)
+    assert occupancy.busy_intervals(car=car, start=start, end=start + H)
     clock.move_to(requested_booking.respond_by, tick=False)
-    assert selectors.busy_intervals(car=car, start=start, end=start + H) == []
+    assert occupancy.busy_intervals(car=car, start=start, end=start + H) == []
 
 
 def test_declined_bookings_are_not_busy(requested_booking, owner):
     services.booking_decline(booking=requested_booking, user=owner)
     start = requested_booking.starts_at
-    assert selectors.busy_intervals(car=requested_booking.car, start=start, end=start + H) == []
+    assert occupancy.busy_intervals(car=requested_booking.car, start=start, end=start + H) == []
 
 
 def test_reminders_are_due_in_the_last_hour(confirmed_booking, clock):
