@@ -49,6 +49,8 @@ def holds_to_occupancies(apps, schema_editor):
                 f" WHERE h.{column} = o.id"
             )
         _reset_sequence(cursor, t["occupancy"])
+        # Check the new foreign keys now, so the schema changes after this find nothing pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def occupancies_to_holds(apps, schema_editor):
@@ -64,7 +66,10 @@ def occupancies_to_holds(apps, schema_editor):
             " WHERE b.id IS NOT NULL OR k.id IS NOT NULL OR d.id IS NOT NULL"
         )
         _reset_sequence(cursor, t["hold"])
+        for owner in ("booking", "block", "key"):
+            cursor.execute(f"UPDATE {t[owner]} SET occupancy_id = NULL")
         cursor.execute(f"DELETE FROM {t['occupancy']}")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
