@@ -51,8 +51,9 @@ def feed_events(car: Car) -> list[Event]:
             summary = f"{car.title}: {item.get_reason_display()}"
             description, status = item.note, "CONFIRMED"
         elif entry["kind"] == "service":
-            who = item.holder.get_full_name() or item.holder.email
-            summary = f"{car.title}: {_('Service')} ({who})"
+            # The technician's name, never their email: whoever has the feed's URL reads it.
+            who = item.holder.get_full_name()
+            summary = f"{car.title}: {_('Service')}" + (f" ({who})" if who else "")
             description, status = item.note, "CONFIRMED"
         else:
             summary = f"{car.title}: {item.get_status_display()}"

@@ -254,7 +254,7 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
         # is nothing to hand over or clean, and the car is free at once, in the same
         # transaction as the status change.
         current.occupancy_id = None
-    elif to == B.CONFIRMED and held is not None:
+    elif to == B.CONFIRMED and held is not None and current.respond_by is not None:
         occupancy.occupancy_keep(occupancy_id=held)  # answered: no longer expires
     if current.occupancy_id != held:
         fields.append("occupancy")
@@ -362,8 +362,8 @@ def _insert_or_refuse(insert: Callable[..., T], **kwargs: Any) -> T:
                 raise BookingError("not_available") from error
             raise
         except OperationalError as error:
-            # Two inserters of overlapping occupancies can each wait for the other's uncommitted row
-            # (exclusion constraints check both ways); PostgreSQL then aborts one. Its rival
+            # Two inserters of overlapping occupancies can each wait for the other's uncommitted
+            # row (exclusion constraints check both ways); PostgreSQL then aborts one. Its rival
             # may still roll back, so try again against what is committed by then.
             if getattr(error.__cause__, "sqlstate", None) != DEADLOCK:
                 raise
