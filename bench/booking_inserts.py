@@ -64,15 +64,18 @@ def _seed(env: dict[str, str], cars: int) -> tuple[list[int], int]:
 
     django.setup()
     from tests.factories import CarFactory, RenterFactory, UserFactory
-    from vehicles.models import VehicleConnection
+    from vehicles.models import LOCK_PERMISSION, VehicleConnection
 
     owner = UserFactory(email="bench-owner@example.test")
     renter = RenterFactory(email="bench-renter@example.test")
     car_ids = []
     for n in range(cars):
         car = CarFactory(owner=owner)
-        # A healthy connection row is all booking_request checks; no vehicle cloud is called.
-        VehicleConnection.objects.create(car=car, vehicle_id=f"bench-{n}", mode="test")
+        # A healthy connection granting lock and unlock is all booking_request checks (a car
+        # must be public); no vehicle cloud is called.
+        VehicleConnection.objects.create(
+            car=car, vehicle_id=f"bench-{n}", mode="test", scopes=[LOCK_PERMISSION]
+        )
         car_ids.append(car.pk)
     return car_ids, renter.pk
 
