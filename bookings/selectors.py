@@ -184,7 +184,8 @@ def _blocks_and_service_windows(
         taken = taken.filter(period__overlap=period)
     if ending_after is not None:
         taken = taken.filter(period__endswith__gte=ending_after)
-    blocks, windows = [], []
+    blocks: list[CarBlock] = []
+    windows: list[DigitalKey] = []
     for occupancy in taken.order_by("period", "pk"):
         if occupancy.kind == OccupancyKind.OWNER_BLOCK and hasattr(occupancy, "block"):
             blocks.append(occupancy.block)
