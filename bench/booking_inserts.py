@@ -1,23 +1,22 @@
 """Booking creation throughput with the exclusion constraint against the same inserts without it.
 
-The guarantee against double booking is `hold_car_never_double_booked`, a GiST exclusion
-constraint on bookings_hold (car =, period &&). This measures what it costs a write, in a
+The guarantee against double booking is `occupancy_car_never_double_booked`, a GiST exclusion
+constraint on vehicles_occupancy (car =, period &&). This measures what it costs a write, in a
 database of its own (created, migrated and dropped here), with the same machine and rows for both
 sides, interleaved round by round:
 
-  pair   one booking and its hold per transaction, committed each time, as booking_request
+  pair   one occupancy and its booking per transaction, committed each time, as booking_request
          writes them (SQL, no Django): the constraint's cost as a booking sees it.
-  holds  hold rows only, 100 per transaction: the constraint's own cost (GiST index insert and
-         the overlap probe), with commits and the booking row out of the way.
-  service the whole services.booking_request (rules, expiry of overdue holds, availability
-         check, price, booking, event, hold, instant confirmation, emails queued on commit) —
-         fewer rows, to show the end-to-end rate.
+  holds  occupancy rows only, 100 per transaction: the constraint's own cost (GiST index insert
+         and the overlap probe), with commits and the booking row out of the way.
+  service the whole services.booking_request (rules, expiry of overdue requests, availability
+         check, price, occupancy, booking, event, instant confirmation, emails queued on
+         commit) — fewer rows, to show the end-to-end rate.
 
-"Without" is hold_plain, a copy of bookings_hold made with LIKE ... INCLUDING ALL (same columns,
-primary key, unique and check constraints, the car index) and the same foreign keys, minus the
-exclusion constraint; for the service path the constraint is dropped from bookings_hold for the
-"without" runs and put back after. Every hold is for its own car and time (cars by 3 h slots), so
-no insert is refused or waits on another. Each figure is the median of the rounds.
+"Without" is the same table with the exclusion constraint dropped for those runs and put back
+after (on the emptied table, so that costs nothing measured): same columns, primary key, check
+constraint, indexes and foreign keys. Every occupancy is for its own car and time (cars by 3 h
+slots), so no insert is refused or waits on another. Each figure is the median of the rounds.
 
 Needs PostgreSQL and Redis: run it through `make bench` (embedded servers) or with
 DATABASE_URL / REDIS_URL set. Loopback only; stops by itself (a few minutes at the defaults).
@@ -49,11 +48,11 @@ from bench import benchlib  # noqa: E402
 
 BENCH_DB = "carshare_bench_inserts"
 BENCH_REDIS_DB = 13  # the service path queues emails; nothing consumes them, so it is flushed
-CONSTRAINT = "hold_car_never_double_booked"
+CONSTRAINT = "occupancy_car_never_double_booked"
+TABLE = "vehicles_occupancy"
 SLOT = datetime.timedelta(hours=3)  # per car: a 2 h trip + the 30 min buffer fit in a slot
 TRIP = datetime.timedelta(hours=2)
 HOLD = TRIP + datetime.timedelta(minutes=30)
-TABLES = {"with": "bookings_hold", "without": "hold_plain"}
 
 
 def _seed(env: dict[str, str], cars: int) -> tuple[list[int], int]:
@@ -65,61 +64,38 @@ def _seed(env: dict[str, str], cars: int) -> tuple[list[int], int]:
 
     django.setup()
     from tests.factories import CarFactory, RenterFactory, UserFactory
-    from vehicles.models import VehicleConnection
+    from vehicles.models import LOCK_PERMISSION, VehicleConnection
 
     owner = UserFactory(email="bench-owner@example.test")
     renter = RenterFactory(email="bench-renter@example.test")
     car_ids = []
     for n in range(cars):
         car = CarFactory(owner=owner)
-        # A healthy connection row is all booking_request checks; no vehicle cloud is called.
-        VehicleConnection.objects.create(car=car, vehicle_id=f"bench-{n}", mode="test")
+        # A healthy connection granting lock and unlock is all booking_request checks (a car
+        # must be public); no vehicle cloud is called.
+        VehicleConnection.objects.create(
+            car=car, vehicle_id=f"bench-{n}", mode="test", scopes=[LOCK_PERMISSION]
+        )
         car_ids.append(car.pk)
     return car_ids, renter.pk
 
 
-def _make_plain_table(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS hold_plain")
-        # LIKE ... INCLUDING ALL copies the exclusion constraint too (as an index-backed
-        # constraint with a generated name): drop exactly that one.
-        conn.execute("CREATE TABLE hold_plain (LIKE bookings_hold INCLUDING ALL)")
-        (name,) = conn.execute(
-            "SELECT conname FROM pg_constraint"
-            " WHERE conrelid = 'hold_plain'::regclass AND contype = 'x'"
-        ).fetchone()
-        conn.execute(f'ALTER TABLE hold_plain DROP CONSTRAINT "{name}"')
-        for column, target in (
-            ("car_id", "vehicles_car"),
-            ("booking_id", "bookings_booking"),
-            ("block_id", "bookings_carblock"),
-        ):  # LIKE copies no foreign keys; Django declares its own deferrable like these
-            conn.execute(
-                f"ALTER TABLE hold_plain ADD FOREIGN KEY ({column}) REFERENCES {target} (id)"
-                " DEFERRABLE INITIALLY DEFERRED"
-            )
-
-
-def _constraint_summary(url: str) -> dict[str, list[str]]:
+def _constraint_summary(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
-        return {
-            table: [
-                f"{kind}:{name}"
-                for name, kind in conn.execute(
-                    "SELECT conname, contype FROM pg_constraint WHERE conrelid = %s::regclass"
-                    " ORDER BY contype, conname",
-                    (table,),
-                )
-            ]
-            for table in TABLES.values()
-        }
+        return [
+            f"{kind}:{name}"
+            for name, kind in conn.execute(
+                "SELECT conname, contype FROM pg_constraint WHERE conrelid = %s::regclass"
+                " ORDER BY contype, conname",
+                (TABLE,),
+            )
+        ]
 
 
 def _reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE bookings_bookingevent, bookings_hold, hold_plain, bookings_booking"
-            " RESTART IDENTITY CASCADE"
+            f"TRUNCATE bookings_bookingevent, bookings_booking, {TABLE} RESTART IDENTITY CASCADE"
         )
 
 
@@ -160,49 +136,43 @@ def _run_workers(
 
 BOOKING_SQL = """
 INSERT INTO bookings_booking (public_id, car_id, renter_id, period, status, instant, currency,
-    hourly_rate, daily_rate, price, cancelled_by, requested_at)
+    hourly_rate, daily_rate, price, cancelled_by, requested_at, occupancy_id)
 VALUES (gen_random_uuid(), %s, %s, tstzrange(%s, %s), 'confirmed', true, 'EUR', 8, 50, 16, '',
-    now())
-RETURNING id
+    now(), %s)
 """
+OCCUPANCY_SQL = f"""
+INSERT INTO {TABLE} (car_id, period, kind) VALUES (%s, tstzrange(%s, %s), %s) RETURNING id
+"""  # noqa: S608 (our table name)
 
 
-def _sql_pair(
-    url: str, table: str, renter_id: int
-) -> Callable[[list[Any], threading.Barrier], None]:
-    hold_sql = (
-        f"INSERT INTO {table} (car_id, period, booking_id) VALUES (%s, tstzrange(%s, %s), %s)"  # noqa: S608 (our table names)
-    )
-
+def _sql_pair(url: str, renter_id: int) -> Callable[[list[Any], threading.Barrier], None]:
     def worker(share: list[tuple[int, datetime.datetime]], barrier: threading.Barrier) -> None:
         with psycopg.connect(url) as conn:
             barrier.wait()
             for car_id, start in share:
                 with conn.transaction():
-                    (booking_id,) = conn.execute(
-                        BOOKING_SQL, (car_id, renter_id, start, start + TRIP)
+                    (occupancy_id,) = conn.execute(
+                        OCCUPANCY_SQL, (car_id, start, start + HOLD, "trip")
                     ).fetchone()
-                    conn.execute(hold_sql, (car_id, start, start + HOLD, booking_id))
+                    conn.execute(
+                        BOOKING_SQL, (car_id, renter_id, start, start + TRIP, occupancy_id)
+                    )
 
     return worker
 
 
-def _sql_holds(url: str, table: str) -> Callable[[list[Any], threading.Barrier], None]:
-    # service_key_id is the one owner column a hold can have without another row existing.
-    hold_sql = (
-        f"INSERT INTO {table} (car_id, period, service_key_id) VALUES (%s, tstzrange(%s, %s), %s)"  # noqa: S608 (our table names)
-    )
-
+def _sql_holds(url: str) -> Callable[[list[Any], threading.Barrier], None]:
+    # Service windows: the one kind of occupancy whose owner row may come after it.
     def worker(share: list[tuple[int, int, datetime.datetime]], barrier: threading.Barrier) -> None:
         with psycopg.connect(url) as conn:
             barrier.wait()
             for i in range(0, len(share), 100):
                 with conn.transaction(), conn.cursor() as cursor:
                     cursor.executemany(
-                        hold_sql,
+                        OCCUPANCY_SQL.replace(" RETURNING id", ""),
                         [
-                            (car_id, start, start + HOLD, key)
-                            for key, car_id, start in share[i : i + 100]
+                            (car_id, start, start + HOLD, "service")
+                            for _key, car_id, start in share[i : i + 100]
                         ],
                     )
 
@@ -237,11 +207,11 @@ def _set_constraint(url: str, *, present: bool) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         if present:
             conn.execute(
-                f"ALTER TABLE bookings_hold ADD CONSTRAINT {CONSTRAINT}"
+                f"ALTER TABLE {TABLE} ADD CONSTRAINT {CONSTRAINT}"
                 " EXCLUDE USING gist (car_id WITH =, period WITH &&)"
             )
         else:
-            conn.execute(f"ALTER TABLE bookings_hold DROP CONSTRAINT {CONSTRAINT}")
+            conn.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT {CONSTRAINT}")
 
 
 def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
@@ -249,7 +219,6 @@ def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
     env = benchlib.production_environment(database_url=url, redis_db=BENCH_REDIS_DB)
     try:
         car_ids, renter_id = _seed(env, cars)
-        _make_plain_table(url)
         constraints = _constraint_summary(url)
         origin = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).replace(
             minute=0, second=0, microsecond=0
@@ -259,39 +228,38 @@ def run(*, n: int, service_n: int, cars: int, rounds: int) -> dict[str, Any]:
         service_work = _slots(service_n, car_ids, origin)
         times: dict[str, list[float]] = {}
 
-        def measure(key: str, concurrency: int, work: list[Any], worker: Callable) -> None:
+        def measure(
+            workload: str, side: str, concurrency: int, work: list[Any], worker: Callable
+        ) -> None:
+            key = f"{workload}/{concurrency}/{side}"
             _reset(url)
-            seconds = _run_workers(concurrency, work, worker)
+            if side == "without":
+                _set_constraint(url, present=False)
+            try:
+                seconds = _run_workers(concurrency, work, worker)
+            finally:
+                if side == "without":
+                    _reset(url)  # the constraint goes back on an empty table
+                    _set_constraint(url, present=True)
             times.setdefault(key, []).append(len(work) / seconds)
             print(f"  {key:28} {len(work) / seconds:10,.0f} /s", file=sys.stderr)
 
         # Warm-up, not counted: connections, plans, caches and the tables' first pages.
-        for side in ("with", "without"):
+        for _ in range(2):
             _reset(url)
-            _run_workers(1, pair_work[: n // 10], _sql_pair(url, TABLES[side], renter_id))
+            _run_workers(1, pair_work[: n // 10], _sql_pair(url, renter_id))
         for round_ in range(rounds):
             print(f"round {round_ + 1}/{rounds}", file=sys.stderr)
             # Alternate which side goes first, so neither always meets a warmer cache.
             sides = ["with", "without"] if round_ % 2 == 0 else ["without", "with"]
             for concurrency in (1, 4):
                 for side in sides:
-                    table = TABLES[side]
-                    measure(f"pair/{concurrency}/{side}", concurrency, pair_work,
-                            _sql_pair(url, table, renter_id))  # fmt: skip
+                    measure("pair", side, concurrency, pair_work, _sql_pair(url, renter_id))
                 for side in sides:
-                    table = TABLES[side]
-                    measure(f"holds/{concurrency}/{side}", concurrency, hold_work,
-                            _sql_holds(url, table))  # fmt: skip
+                    measure("holds", side, concurrency, hold_work, _sql_holds(url))
                 for side in sides:
-                    if side == "without":
-                        _set_constraint(url, present=False)
-                    try:
-                        measure(f"service/{concurrency}/{side}", concurrency, service_work,
-                                _service(car_ids, renter_id))  # fmt: skip
-                    finally:
-                        if side == "without":
-                            _reset(url)
-                            _set_constraint(url, present=True)
+                    measure("service", side, concurrency, service_work,
+                            _service(car_ids, renter_id))  # fmt: skip
     finally:
         from django.apps import apps
 

@@ -81,7 +81,8 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
     """10,000 cars over 5 cities and 6 makes, 20 bookings each laid end to end (never
     overlapping, a buffer apart) from 60 days ago to ~5 months ahead: past ones completed or
     cancelled, later ones confirmed, requested (some overdue) or cancelled; holding ones get
-    their Hold (trip plus buffer), as the services would write them."""
+    their Occupancy (trip plus buffer; a request's expires at its respond_by), as the services
+    would write them."""
     os.environ.update(env)
     import django
 
@@ -90,8 +91,8 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
     from django.db import connection
 
     from accounts.models import User
-    from bookings.models import Booking, BookingStatus, Hold
-    from vehicles.models import LOCK_PERMISSION, Car, VehicleConnection
+    from bookings.models import Booking, BookingStatus
+    from vehicles.models import LOCK_PERMISSION, Car, Occupancy, OccupancyKind, VehicleConnection
 
     B = BookingStatus
     rng = random.Random(5)  # the same data every run
@@ -146,7 +147,7 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
         batch_size=2000,
     )
 
-    counts = {"cars": len(cars), "bookings": 0, "holds": 0}
+    counts = {"cars": len(cars), "bookings": 0, "occupancies": 0}
     for chunk_start in range(0, len(cars), 500):
         bookings: list[Booking] = []
         for car in cars[chunk_start : chunk_start + 500]:
@@ -164,8 +165,8 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
                     )[0]
                 respond_by = None
                 if status == B.REQUESTED:
-                    # A few requests are overdue but not swept yet: they still have a Hold
-                    # row, which the search must ignore.
+                    # A few requests are overdue but not swept yet: they still have an
+                    # Occupancy row, past its expiry, which the search must ignore.
                     overdue = rng.random() < 0.05
                     respond_by = now + datetime.timedelta(
                         hours=-rng.randrange(1, 12) if overdue else rng.randrange(1, 12)
@@ -183,15 +184,24 @@ def _seed(env: dict[str, str], now: datetime.datetime) -> dict[str, int]:
                         respond_by=respond_by,
                     )
                 )
+        holding = [b for b in bookings if b.status in (B.REQUESTED, B.CONFIRMED)]
+        occupancies = Occupancy.objects.bulk_create(
+            [
+                Occupancy(
+                    car_id=b.car_id,
+                    kind=OccupancyKind.TRIP,
+                    period=(b.period[0], b.period[1] + BUFFER),
+                    expires_at=b.respond_by,  # None once confirmed
+                )
+                for b in holding
+            ],
+            batch_size=5000,
+        )
+        for booking, occupancy in zip(holding, occupancies, strict=True):
+            booking.occupancy = occupancy
         bookings = Booking.objects.bulk_create(bookings, batch_size=5000)
-        holds = [
-            Hold(car_id=b.car_id, booking=b, period=(b.period[0], b.period[1] + BUFFER))
-            for b in bookings
-            if b.status in (B.REQUESTED, B.CONFIRMED)
-        ]
-        Hold.objects.bulk_create(holds, batch_size=5000)
         counts["bookings"] += len(bookings)
-        counts["holds"] += len(holds)
+        counts["occupancies"] += len(occupancies)
     connection.close()
     return counts
 
@@ -418,7 +428,7 @@ def main() -> None:
     seeded = result["seeded"]
     print(
         f"seeded {seeded['cars']:,} cars, {seeded['bookings']:,} bookings, "
-        f"{seeded['holds']:,} holds in {seeded['seed_seconds']} s"
+        f"{seeded['occupancies']:,} occupancies in {seeded['seed_seconds']} s"
     )
     print(
         f"{result['threads']} client threads, {result['rounds']} rounds of {result['seconds']} s "

@@ -1,9 +1,9 @@
-"""Admin: bookings with their history, owner blocks, and the holds that take cars.
+"""Admin: bookings with their history, owner blocks, and the occupancies that take cars.
 
-Nothing here assigns a status or writes a Hold: those change through bookings.services only,
+Nothing here assigns a status or writes an Occupancy: those change through bookings.services only,
 so the database guarantee and the event log hold for admins too. Bookings are read-only;
 "Cancel with a reason" asks for the reason on an intermediate page and calls booking_cancel
-with the admin as the actor. Holds are shown so support staff can see why a car is taken.
+with the admin as the actor. Occupancies are shown so support staff can see why a car is taken.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from bookings import services
-from bookings.models import Booking, BookingEvent, CarBlock, Hold
+from bookings.models import Booking, BookingEvent, CarBlock
 from carshare import times
 from carshare.adminlib import (
     ReadOnlyAdmin,
@@ -31,6 +31,7 @@ from carshare.adminlib import (
     short_id,
     staff_user,
 )
+from vehicles.models import Occupancy, OccupancyKind
 
 
 class PeriodStartFilter(admin.SimpleListFilter):
@@ -234,27 +235,24 @@ class CarBlockAdmin(ReadOnlyAdmin):
             )
 
 
-@admin.register(Hold)
-class HoldAdmin(ReadOnlyAdmin):
+@admin.register(Occupancy)
+class OccupancyAdmin(ReadOnlyAdmin):
     """Why a car is unavailable: each row is a trip (with its buffer), a block or a service
-    window, as the exclusion constraint sees it."""
+    window, as the exclusion constraint sees it. Registered here rather than in vehicles,
+    which cannot know the bookings, blocks and keys that point at an occupancy."""
 
-    list_display = ["car", "held", "held_by", "booking", "block", "service_key"]
-    list_filter = [("car", admin.RelatedOnlyFieldListFilter), PeriodStartFilter]
+    list_display = ["car", "held", "held_by", "expires_at", "booking", "block", "service_key"]
+    list_filter = [("car", admin.RelatedOnlyFieldListFilter), "kind", PeriodStartFilter]
     search_fields = ["car__licence_plate", "car__owner__email", "booking__public_id"]
-    list_select_related = ["car", "booking", "block"]
-    readonly_fields = ("car", "held", "held_by", "booking", "block", "service_key")
+    list_select_related = ["car", "booking", "block", "service_key"]
+    readonly_fields = ("car", "held", "held_by", "expires_at", "booking", "block", "service_key")
     fields = readonly_fields
     held = car_range("period", "held")
 
-    @admin.display(description="service key", ordering="service_key_id")
-    def service_key(self, hold: Hold) -> str:
-        return str(hold.service_key_id or "-")
-
-    @admin.display(description="held by")
-    def held_by(self, hold: Hold) -> str:
-        if hold.booking_id is not None:
-            return "trip (with the buffer after it)"
-        if hold.block_id is not None:
-            return "owner's block"
-        return "service window"
+    @admin.display(description="held by", ordering="kind")
+    def held_by(self, occupancy: Occupancy) -> str:
+        return {
+            OccupancyKind.TRIP: "trip (with the buffer after it)",
+            OccupancyKind.OWNER_BLOCK: "owner's block",
+            OccupancyKind.SERVICE: "service window",
+        }[OccupancyKind(occupancy.kind)]

@@ -33,6 +33,7 @@ from bookings.models import ALLOWED_MOVES, Booking, BookingEvent, BookingStatus
 from carshare import apikit, times
 from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from vehicles import api as vehicles_api
+from vehicles import occupancy
 from vehicles import selectors as vehicle_selectors
 
 router = Router(tags=["bookings"])
@@ -434,7 +435,7 @@ def car_availability(
     zone = forms.car_zone(car)
     busy: list[list[datetime.datetime]] = []
     for busy_start, busy_end, _kind in sorted(
-        selectors.busy_intervals(car=car, start=start, end=end), key=lambda item: item[0]
+        occupancy.busy_intervals(car=car, start=start, end=end), key=lambda item: item[0]
     ):
         # Back-to-back holds (a trip, then its buffer, then a block) read as one stretch, which
         # is also all a stranger should learn of them.

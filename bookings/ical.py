@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext as _
 
 from bookings import selectors
 from vehicles.models import Car
@@ -41,12 +42,18 @@ class Event:
 
 
 def feed_events(car: Car) -> list[Event]:
-    """The car's bookings and blocks from a month back on (selectors.calendar_feed_entries)."""
+    """The car's bookings, blocks and service windows from a month back on
+    (selectors.calendar_feed_entries)."""
     events = []
     for entry in selectors.calendar_feed_entries(car=car):
         item = entry["obj"]
         if entry["kind"] == "block":
             summary = f"{car.title}: {item.get_reason_display()}"
+            description, status = item.note, "CONFIRMED"
+        elif entry["kind"] == "service":
+            # The technician's name, never their email: whoever has the feed's URL reads it.
+            who = item.holder.get_full_name()
+            summary = f"{car.title}: {_('Service')}" + (f" ({who})" if who else "")
             description, status = item.note, "CONFIRMED"
         else:
             summary = f"{car.title}: {item.get_status_display()}"

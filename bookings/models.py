@@ -1,10 +1,10 @@
-"""Bookings, owner blocks, and the holds that make double booking impossible.
+"""Bookings and owner blocks.
 
 A booking goes requested → confirmed → active → completed, leaving early as declined, expired
-or cancelled (see ALLOWED_MOVES). Whatever occupies a car — a booking that holds it (requested,
-confirmed, active; its period plus the owner's buffer), an owner block, later a service window —
-owns one Hold row, and PostgreSQL's exclusion constraint on Hold refuses any two that overlap
-for the same car, from any code path, however many requests race.
+or cancelled (see ALLOWED_MOVES). A booking that holds its car (requested, confirmed, active;
+its period plus the owner's buffer) and an owner block each point at one vehicles.Occupancy,
+whose exclusion constraint refuses any two that overlap for the same car (service windows
+too), from any code path, however many requests race.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import datetime
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
-from django.contrib.postgres.indexes import GistIndex
+from django.contrib.postgres.fields import DateTimeRangeField
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -77,6 +75,11 @@ class Booking(models.Model):
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     # When the trip clock scheduled the start (ETA task, staged unlock): once per trip.
     start_scheduled_at = models.DateTimeField(null=True, blank=True)
+    # The car's time this booking holds (trip plus buffer), while it holds; expires with
+    # respond_by while the request waits. Released (null) once declined, expired, cancelled.
+    occupancy = models.OneToOneField(
+        "vehicles.Occupancy", models.SET_NULL, null=True, blank=True, related_name="booking"
+    )
 
     class Meta:
         ordering = ["-requested_at"]
@@ -148,54 +151,13 @@ class CarBlock(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The car's time the block takes: released with the block.
+    occupancy = models.OneToOneField(
+        "vehicles.Occupancy", models.SET_NULL, null=True, blank=True, related_name="block"
+    )
 
     class Meta:
         ordering = ["period"]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} block of {self.car_id}"
-
-
-class Hold(models.Model):
-    """One stretch of time a car is taken. Rows exist only while they hold: a booking's hold
-    is deleted when it stops holding (declined, expired, cancelled), except that a completed
-    trip's hold shrinks to the owner's buffer after its actual end."""
-
-    car = models.ForeignKey("vehicles.Car", models.CASCADE, related_name="holds")
-    # A booking's trip plus the owner's buffer after it; once completed, [actual end, + buffer).
-    period = DateTimeRangeField()
-    booking = models.OneToOneField(
-        Booking, models.CASCADE, null=True, blank=True, related_name="hold"
-    )
-    block = models.OneToOneField(
-        CarBlock, models.CASCADE, null=True, blank=True, related_name="hold"
-    )
-    # A service key's window (keys app, above this one: a plain id).
-    service_key_id = models.BigIntegerField(null=True, blank=True, unique=True)
-
-    class Meta:
-        constraints = [
-            # The guarantee: no two holds of one car overlap (needs btree_gist for `car =`).
-            ExclusionConstraint(
-                name="hold_car_never_double_booked",
-                expressions=[("car", RangeOperators.EQUAL), ("period", RangeOperators.OVERLAPS)],
-            ),
-            models.CheckConstraint(
-                name="hold_has_exactly_one_owner",
-                condition=(
-                    Q(booking__isnull=False, block__isnull=True, service_key_id__isnull=True)
-                    | Q(booking__isnull=True, block__isnull=False, service_key_id__isnull=True)
-                    | Q(booking__isnull=True, block__isnull=True, service_key_id__isnull=False)
-                ),
-            ),
-        ]
-        indexes = [
-            # Search by free dates asks "which holds are near these dates, whatever the car",
-            # which the constraint's (car, period) index answers ten times slower with the car
-            # left open (bench/README.md, "Browse with availability"). It carries car and
-            # booking so the search reads them from the index alone (index-only scan).
-            GistIndex(fields=["period"], include=["car", "booking"], name="hold_period_gist"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Hold of {self.car_id} {self.period}"

@@ -1,31 +1,31 @@
-"""Reads of bookings: the access doors, the lists for renters and owners, availability (the
-holds that matter now) and the owner's month calendar."""
+"""Reads of bookings: the access doors, the lists for renters and owners, and the owner's month
+calendar and feed (trips, blocks and service windows). Availability is the car's own:
+vehicles.occupancy."""
 
 from __future__ import annotations
 
 import calendar
 import datetime
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import BooleanField, Expression, F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from bookings.models import HOLDING_STATUSES, Booking, BookingStatus, CarBlock, Hold
+from bookings.models import HOLDING_STATUSES, Booking, BookingStatus, CarBlock
 from carshare.db import one_or_404
-from vehicles.models import Car
+from keys.models import DigitalKey
+from vehicles.models import Car, Occupancy, OccupancyKind
 
 B = BookingStatus
 REMINDER_BEFORE = datetime.timedelta(hours=1)
 UPCOMING_STATUSES = [B.REQUESTED, B.CONFIRMED]
 PAST_STATUSES = [B.COMPLETED, B.DECLINED, B.EXPIRED, B.CANCELLED]
-MAX_BUFFER = datetime.timedelta(minutes=24 * 60)  # Car.buffer_minutes' validator
 
 
 def _bookings() -> QuerySet[Booking]:
@@ -76,109 +76,6 @@ def bookings_of_user(*, user: User) -> QuerySet[Booking]:
     return _bookings().filter(Q(renter=user) | Q(car__owner=user)).order_by("-period", "-pk")
 
 
-# --- Availability ----------------------------------------------------------------------------
-
-
-def holds_that_matter(
-    *, car_id: int, period: DateTimeTZRange, now: datetime.datetime
-) -> QuerySet[Hold]:
-    """The car's holds overlapping `period`, leaving out requests past their respond_by: those
-    stopped holding the moment they became overdue, even if the sweep has not run yet."""
-    return (
-        Hold.objects.filter(car_id=car_id, period__overlap=period)
-        .exclude(booking__status=B.REQUESTED, booking__respond_by__lte=now)
-        .order_by("period")
-    )
-
-
-class _CarFreeBetween(Expression):
-    """`NOT EXISTS (a hold that counts over the trip plus this car's buffer)` for the car of
-    the outer query, written as SQL: the same test as the ORM would build from Exists(),
-    OuterRef() and Func() (and the same plan), without building and compiling that tree of
-    expressions twice per search, which cost about as much as rendering the results
-    (bench/README.md). The car's columns are resolved through the ORM, so the outer query's
-    alias is always the right one."""
-
-    conditional = True
-    output_field = BooleanField()
-
-    def __init__(
-        self, start: datetime.datetime, end: datetime.datetime, now: datetime.datetime
-    ) -> None:
-        super().__init__()
-        self.start, self.end, self.now = start, end, now
-        self.car: Any = F("pk")
-        self.buffer_minutes: Any = F("buffer_minutes")
-
-    def get_source_expressions(self) -> list[Any]:
-        return [self.car, self.buffer_minutes]
-
-    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        self.car, self.buffer_minutes = exprs
-
-    # Django's compilers pass params as lists; the stubs declare a tuple.
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
-        car_sql, car_params = compiler.compile(self.car)
-        buffer_sql, buffer_params = compiler.compile(self.buffer_minutes)
-        # The first overlap uses the longest buffer a car can have, which depends on nothing
-        # outside: it lets PostgreSQL find the few holds near the dates once through the GiST
-        # index and anti-join them by car (hash), instead of probing every car's holds (10,000
-        # cars: 60 ms). Overdue requests are a NOT EXISTS rather than a join: there are few of
-        # them (the sweep expires them), found through the (status, respond_by) index, so no
-        # booking is read for the holds that do count.
-        # Table names come from the models and column SQL from the compiler; values are params.
-        sql = (
-            f"NOT EXISTS (SELECT 1 FROM {_HOLD} free_hold"  # noqa: S608
-            f" WHERE free_hold.car_id = {car_sql}"
-            " AND free_hold.period && %s::tstzrange"
-            " AND free_hold.period && tstzrange(%s::timestamptz,"
-            f" %s::timestamptz + make_interval(mins => {buffer_sql}))"
-            f" AND NOT EXISTS (SELECT 1 FROM {_BOOKING} free_booking"
-            " WHERE free_booking.id = free_hold.booking_id"
-            " AND free_booking.status = %s AND free_booking.respond_by <= %s::timestamptz))"
-        )
-        near = DateTimeTZRange(self.start, self.end + MAX_BUFFER)
-        params = [*car_params, near, self.start, self.end, *buffer_params]
-        return sql, [*params, B.REQUESTED.value, self.now]
-
-
-_HOLD = Hold._meta.db_table
-_BOOKING = Booking._meta.db_table
-
-
-def cars_free_between(
-    cars: QuerySet[Car], start: datetime.datetime, end: datetime.datetime, now: datetime.datetime
-) -> QuerySet[Car]:
-    """`cars` without those a trip over [start, end) would collide with: registered as car
-    search's availability filter (see BookingsConfig.ready). A booking's hold would cover the
-    trip plus the car's buffer, as booking_request makes it, so that is what must be free;
-    requests past their respond_by do not count (as in holds_that_matter). Part of the cars'
-    own query (NOT EXISTS, see _CarFreeBetween), so no query per car."""
-    return cars.filter(_CarFreeBetween(start, end, now))
-
-
-def _hold_kind(hold: Hold) -> str:
-    if hold.block_id is not None:
-        return "block"
-    if hold.service_key_id is not None:
-        return "service"
-    return (
-        "request" if hold.booking is not None and hold.booking.status == B.REQUESTED else "booking"
-    )
-
-
-def busy_intervals(
-    *, car: Car, start: datetime.datetime, end: datetime.datetime
-) -> list[tuple[datetime.datetime, datetime.datetime, str]]:
-    """(start, end, kind) for each stretch of [start, end) the car is taken, soonest first;
-    kind is "booking", "request", "block" or "service". A booking's stretch includes the
-    owner's buffer after it, and a new trip's own buffer must also fit before the next one."""
-    holds = holds_that_matter(
-        car_id=car.pk, period=DateTimeTZRange(start, end), now=timezone.now()
-    ).select_related("booking")
-    return [(hold.period.lower, hold.period.upper, _hold_kind(hold)) for hold in holds]
-
-
 # --- What the trip clock and the sweeps find due --------------------------------------------
 
 
@@ -227,11 +124,11 @@ def bookings_due_reminder(*, now: datetime.datetime) -> list[int]:
 
 @dataclass
 class CalendarEntry:
-    kind: str  # "booking" or "block"
+    kind: str  # "booking", "block" or "service"
     starts_at: datetime.datetime  # in the car's time zone
     ends_at: datetime.datetime
-    obj: Booking | CarBlock
-    status: str = ""  # a booking's status; "" for blocks
+    obj: Booking | CarBlock | DigitalKey  # a service window's obj is its service key
+    status: str = ""  # a booking's status; "" for blocks and service windows
 
 
 @dataclass
@@ -250,6 +147,7 @@ class CalendarMonth:
     weeks: list[list[CalendarDay]]  # Monday first, whole weeks around the month
     bookings: list[Booking]
     blocks: list[CarBlock]
+    service_windows: list[DigitalKey]  # service keys whose window holds the car
     previous: tuple[int, int]
     next: tuple[int, int]
 
@@ -258,9 +156,35 @@ class CalendarMonth:
         return datetime.date(self.year, self.month, 1)
 
 
+def _blocks_and_service_windows(
+    *,
+    car: Car,
+    period: DateTimeTZRange | None = None,
+    ending_after: datetime.datetime | None = None,
+) -> tuple[list[CarBlock], list[DigitalKey]]:
+    """The car's blocks and service windows (with their technician), soonest first, in one
+    query: both are occupancies, and a service window exists only as long as its occupancy
+    (released when the key is revoked)."""
+    taken = Occupancy.objects.filter(
+        car=car, kind__in=[OccupancyKind.OWNER_BLOCK, OccupancyKind.SERVICE]
+    ).select_related("block", "service_key", "service_key__holder")
+    if period is not None:
+        taken = taken.filter(period__overlap=period)
+    if ending_after is not None:
+        taken = taken.filter(period__endswith__gte=ending_after)
+    blocks: list[CarBlock] = []
+    windows: list[DigitalKey] = []
+    for occupancy in taken.order_by("period", "pk"):
+        if occupancy.kind == OccupancyKind.OWNER_BLOCK and hasattr(occupancy, "block"):
+            blocks.append(occupancy.block)
+        elif occupancy.kind == OccupancyKind.SERVICE and hasattr(occupancy, "service_key"):
+            windows.append(occupancy.service_key)
+    return blocks, windows
+
+
 def calendar_month(*, car: Car, year: int, month: int) -> CalendarMonth:
-    """The car's bookings (holding or completed) and blocks touching a month of its local time,
-    laid out in weeks; two queries whatever the number of entries."""
+    """The car's bookings (holding or completed), blocks and service windows touching a month
+    of its local time, laid out in weeks; two queries whatever the number of entries."""
     zone = ZoneInfo(car.time_zone)
     weeks_of_dates = calendar.Calendar(firstweekday=0).monthdatescalendar(year, month)
     first_shown, last_shown = weeks_of_dates[0][0], weeks_of_dates[-1][-1]
@@ -273,7 +197,7 @@ def calendar_month(*, car: Car, year: int, month: int) -> CalendarMonth:
         .filter(car=car, period__overlap=window, status__in=[*HOLDING_STATUSES, B.COMPLETED])
         .order_by("period")
     )
-    blocks = list(CarBlock.objects.filter(car=car, period__overlap=window).order_by("period"))
+    blocks, windows = _blocks_and_service_windows(car=car, period=window)
     entries = [
         CalendarEntry(
             "booking", b.starts_at.astimezone(zone), b.ends_at.astimezone(zone), b, b.status
@@ -282,6 +206,10 @@ def calendar_month(*, car: Car, year: int, month: int) -> CalendarMonth:
     ] + [
         CalendarEntry("block", k.period.lower.astimezone(zone), k.period.upper.astimezone(zone), k)
         for k in blocks
+    ]
+    entries += [
+        CalendarEntry("service", w.valid_from.astimezone(zone), w.valid_until.astimezone(zone), w)
+        for w in windows
     ]
     weeks: list[list[CalendarDay]] = []
     for week in weeks_of_dates:
@@ -304,14 +232,16 @@ def calendar_month(*, car: Car, year: int, month: int) -> CalendarMonth:
         weeks=weeks,
         bookings=bookings,
         blocks=blocks,
+        service_windows=windows,
         previous=previous,
         next=following,
     )
 
 
 def calendar_feed_entries(*, car: Car) -> list[dict[str, Any]]:
-    """Bookings and blocks of a car from a month ago on, for its iCal feed."""
+    """Bookings, blocks and service windows of a car from a month ago on, for its iCal feed."""
     since = timezone.now() - datetime.timedelta(days=31)
+    blocks, windows = _blocks_and_service_windows(car=car, ending_after=since)
     entries: list[dict[str, Any]] = [
         {
             "uid": f"booking-{b.public_id}",
@@ -334,6 +264,17 @@ def calendar_feed_entries(*, car: Car) -> list[dict[str, Any]]:
             "status": k.reason,
             "obj": k,
         }
-        for k in CarBlock.objects.filter(car=car, period__endswith__gte=since).order_by("period")
+        for k in blocks
+    ]
+    entries += [
+        {
+            "uid": f"service-{w.public_id}",
+            "starts_at": w.valid_from,
+            "ends_at": w.valid_until,
+            "kind": "service",
+            "status": w.status,
+            "obj": w,
+        }
+        for w in windows
     ]
     return sorted(entries, key=lambda e: e["starts_at"])

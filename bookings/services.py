@@ -6,11 +6,12 @@ recorded (event ∅ → requested, actor the renter) and carshare confirms it in
 transaction (event requested → confirmed, actor None = the system, reason "instant book").
 
 _move() is the one place a status changes; each change leaves a BookingEvent behind, and a
-booking that stops holding the car loses its Hold row in the same transaction, which frees the
-car at once; a completed trip (on time or ended early) keeps only the owner's buffer after its
-actual end. The Hold exclusion constraint is the guarantee against double booking; the checks
-here only give a friendly message first, and a constraint violation becomes
-BookingError("not_available").
+booking that stops holding the car releases its occupancy (vehicles.occupancy) in the same
+transaction, which frees the car at once; a completed trip (on time or ended early) keeps only
+the owner's buffer after its actual end. A request's occupancy expires at its respond_by, and
+confirming it makes it hold until released. The occupancy's exclusion constraint is the
+guarantee against double booking; the checks here only give a friendly message first, and a
+constraint violation becomes BookingError("not_available").
 
 The trip clock (confirmed → active at the start, active → completed at the end) is driven by the
 database: booking_start / booking_complete move only what is due, so a short-horizon ETA task
@@ -34,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from bookings import pricing, selectors, tasks
+from bookings import pricing, tasks
 from bookings.models import (
     ALLOWED_MOVES,
     HOLDING_STATUSES,
@@ -44,14 +45,14 @@ from bookings.models import (
     BookingStatus,
     CancelledBy,
     CarBlock,
-    Hold,
 )
 from bookings.pricing import Quote
 from carshare import db
 from carshare.errors import DomainError
 from keys import services as key_services
+from vehicles import occupancy
 from vehicles import selectors as vehicle_selectors
-from vehicles.models import Car
+from vehicles.models import Car, OccupancyKind
 
 __all__ = [
     "BookingError",
@@ -75,7 +76,6 @@ RESPONSE_WINDOW = datetime.timedelta(hours=12)
 # Trip-clock moves due within this horizon get an ETA task for precision; later ones are left
 # to the run_trip_clock sweep, since Redis may redeliver far-future ETAs (visibility timeout).
 TRIP_CLOCK_HORIZON = datetime.timedelta(hours=1)
-HOLD_CONSTRAINT = "hold_car_never_double_booked"
 T = TypeVar("T")
 
 ERROR_MESSAGES: dict[str, Promise] = {
@@ -200,13 +200,9 @@ def _require_car_owner(*, car: Car, user: User) -> None:
         raise BookingError("not_allowed", _("Only the car's owner can do that."))
 
 
-def is_hold_conflict(error: IntegrityError) -> bool:
-    return db.violates(error, HOLD_CONSTRAINT)
-
-
 def _assert_period_free(*, car: Car, period: DateTimeTZRange, now: datetime.datetime) -> None:
     """The friendly early answer; the exclusion constraint still decides under a race."""
-    if selectors.holds_that_matter(car_id=car.pk, period=period, now=now).exists():
+    if not occupancy.car_is_free(car_id=car.pk, period=period, now=now):
         raise BookingError("not_available")
 
 
@@ -261,33 +257,42 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
     if stamp := _STAMPS.get(to):
         setattr(current, stamp, now)
         fields.append(stamp)
-    current.save(update_fields=fields)
+    held = current.occupancy_id
     if to == B.COMPLETED:
-        _hold_keep_buffer(current, actual_end=min(now, current.ends_at), now=now)
+        current.occupancy_id = _occupancy_keep_buffer(
+            current, actual_end=min(now, current.ends_at), now=now
+        )
     elif to not in HOLDING_STATUSES:
         # Declined, expired or cancelled before the trip began: nobody used the car, so there
         # is nothing to hand over or clean, and the car is free at once, in the same
         # transaction as the status change.
-        Hold.objects.filter(booking=current).delete()
+        current.occupancy_id = None
+    elif to == B.CONFIRMED and held is not None and current.respond_by is not None:
+        occupancy.occupancy_keep(occupancy_id=held)  # answered: no longer expires
+    if current.occupancy_id != held:
+        fields.append("occupancy")
+    current.save(update_fields=fields)
+    if held is not None and current.occupancy_id is None:
+        occupancy.occupancy_release(occupancy_id=held)
     return current
 
 
-def _hold_keep_buffer(
+def _occupancy_keep_buffer(
     booking: Booking, *, actual_end: datetime.datetime, now: datetime.datetime
-) -> None:
-    """Shrink a finished trip's hold to the owner's buffer after its actual end: the owner
+) -> int | None:
+    """Shrink a finished trip's occupancy to the owner's buffer after its actual end: the owner
     needs that time for the handover and cleaning however early the renter brought the car
-    back. The buffer is the one the hold was made with (the owner may have changed the car's
-    since), so the hold only ever shrinks and can never collide with the next trip's."""
-    hold = Hold.objects.filter(booking=booking).first()
-    if hold is None:
-        return
-    buffer_end = actual_end + (hold.period.upper - booking.ends_at)
+    back. The buffer is the one the trip was booked with (the owner may have changed the car's
+    since), so the occupancy only ever shrinks and can never collide with the next trip's.
+    Returns the occupancy still held, or None when nothing is left to hold."""
+    held = booking.occupancy
+    if held is None:
+        return None
+    buffer_end = actual_end + (held.period.upper - booking.ends_at)
     if buffer_end <= now:  # no buffer, or the trip clock ran after it was over
-        hold.delete()
-        return
-    hold.period = DateTimeTZRange(actual_end, buffer_end)
-    hold.save(update_fields=["period"])
+        return None
+    occupancy.occupancy_shrink(occupancy_id=held.pk, period=DateTimeTZRange(actual_end, buffer_end))
+    return held.pk
 
 
 # --- Keys ----------------------------------------------------------------------------------
@@ -338,7 +343,7 @@ def booking_request(
     now = timezone.now()
     _check_period(starts_at, ends_at)
     _check_request_rules(renter=renter, car=car, ends_at=ends_at)
-    # Overdue requests do not count here (holds_that_matter leaves them out)...
+    # Overdue requests do not count here (occupancy.car_is_free leaves them out)...
     hold_period = _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
     # ...but the constraint still counts them until they are marked expired: expire this car's
     # now, in their own transaction, so they stop blocking this request whatever happens to it
@@ -359,20 +364,20 @@ DEADLOCK_RETRIES = 3
 
 
 def _insert_or_refuse(insert: Callable[..., T], **kwargs: Any) -> T:
-    """Run a durable insert that creates a Hold, turning the exclusion constraint's refusal into
-    BookingError("not_available")."""
+    """Run a durable insert that takes the car (an occupancy), turning the exclusion
+    constraint's refusal into BookingError("not_available")."""
     for attempt in range(DEADLOCK_RETRIES):
         try:
             return insert(**kwargs)
         except IntegrityError as error:
             # Another request won the race between our check and our insert: the constraint
             # refused this one, and its whole transaction rolled back.
-            if is_hold_conflict(error):
+            if occupancy.is_occupancy_conflict(error):
                 raise BookingError("not_available") from error
             raise
         except OperationalError as error:
-            # Two inserters of overlapping holds can each wait for the other's uncommitted row
-            # (exclusion constraints check both ways); PostgreSQL then aborts one. Its rival
+            # Two inserters of overlapping occupancies can each wait for the other's uncommitted
+            # row (exclusion constraints check both ways); PostgreSQL then aborts one. Its rival
             # may still roll back, so try again against what is committed by then.
             if not db.is_deadlock(error):
                 raise
@@ -391,6 +396,15 @@ def _booking_insert(
     quote: Quote,
 ) -> Booking:
     requested_at = timezone.now()  # auto_now_add stores (almost exactly) this moment too
+    respond_by = (
+        None
+        if car.instant_book
+        else respond_by_for(requested_at=requested_at, starts_at=period.lower)
+    )
+    # The request holds the car until the owner answers, or until respond_by if they don't.
+    taken = occupancy.occupancy_create(
+        car_id=car.pk, kind=OccupancyKind.TRIP, period=hold_period, expires_at=respond_by
+    )
     booking = Booking.objects.create(
         car=car,
         renter=renter,
@@ -401,14 +415,12 @@ def _booking_insert(
         hourly_rate=quote.hourly_rate,
         daily_rate=quote.daily_rate,
         price=quote.price,
-        respond_by=None
-        if car.instant_book
-        else respond_by_for(requested_at=requested_at, starts_at=period.lower),
+        respond_by=respond_by,
+        occupancy=taken,
     )
     BookingEvent.objects.create(
         booking=booking, actor=renter, old_status="", new_status=B.REQUESTED
     )
-    Hold.objects.create(car=car, booking=booking, period=hold_period)
     if car.instant_book:
         booking = _move(booking, B.CONFIRMED, actor=None, reason=_("Instant book"))
         _after_confirmation(booking)
@@ -614,15 +626,16 @@ def block_create(
 def _block_insert(
     *, car: Car, user: User, period: DateTimeTZRange, reason: str, note: str
 ) -> CarBlock:
-    block = CarBlock.objects.create(
-        car=car, period=period, reason=reason, note=note, created_by=user
+    taken = occupancy.occupancy_create(car_id=car.pk, kind=OccupancyKind.OWNER_BLOCK, period=period)
+    return CarBlock.objects.create(
+        car=car, period=period, reason=reason, note=note, created_by=user, occupancy=taken
     )
-    Hold.objects.create(car=car, block=block, period=period)
-    return block
 
 
 @transaction.atomic(durable=True)
 def block_delete(*, block: CarBlock, user: User) -> None:
-    """Remove a block; its hold goes with it (cascade), freeing the time."""
+    """Remove a block; its occupancy goes with it, freeing the time."""
     _require_car_owner(car=block.car, user=user)
+    held = block.occupancy_id
     block.delete()
+    occupancy.occupancy_release(occupancy_id=held)

@@ -39,6 +39,7 @@ from carshare.http import (
 )
 from keys import selectors as key_selectors
 from keys import views as key_views
+from vehicles import occupancy
 from vehicles import selectors as car_selectors
 from vehicles.models import Car
 
@@ -124,8 +125,8 @@ def _booking_context(request: HtmxRequest, car: Car, form: forms.BookingPeriodFo
                 # Say when it is taken, so the renter can pick other times. The trip's own
                 # buffer must fit before the next hold too, as booking_request checks.
                 buffer = datetime.timedelta(minutes=car.buffer_minutes)
-                taken = selectors.busy_intervals(car=car, start=starts_at, end=ends_at + buffer)
-    busy = selectors.busy_intervals(car=car, start=now, end=now + BUSY_AHEAD)
+                taken = occupancy.busy_intervals(car=car, start=starts_at, end=ends_at + buffer)
+    busy = occupancy.busy_intervals(car=car, start=now, end=now + BUSY_AHEAD)
     return {
         "car": car,
         "booking_form": form,

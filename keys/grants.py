@@ -1,19 +1,19 @@
 """Giving keys and taking them back: a renter shares the trip key with a co-driver, an owner
 gives a technician a service key for a window, and keys are revoked.
 
-A service key's window holds the car like an owner block. Bookings owns the Hold table and sits
-above keys, so it hands keys a WindowHolds (register_window_holds, from its AppConfig.ready()).
+A service key's window holds the car like an owner block: the key takes an occupancy of the
+car (vehicles.occupancy) in its own transaction and releases it when revoked.
 Every refusal is audited like any other attempt; every move goes through services._key_move().
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -32,7 +32,8 @@ from keys.services import (
     lock_grace,
 )
 from vehicles import commands as vehicle_commands
-from vehicles.models import Car
+from vehicles import occupancy
+from vehicles.models import Car, OccupancyKind
 
 K = KeyStatus
 MAX_SHARED_KEYS_PER_TRIP = 5
@@ -251,37 +252,6 @@ def _announce_granted(key: DigitalKey, *, to: User, actor: User, action: str, vi
 # --- Service keys -----------------------------------------------------------------------------
 
 
-class WindowHolds(Protocol):
-    """What bookings offers keys: reserve a service window against trips and blocks."""
-
-    def is_free(
-        self, *, car_id: int, starts_at: datetime.datetime, ends_at: datetime.datetime
-    ) -> bool: ...
-
-    def reserve(
-        self, *, car_id: int, key_id: int, starts_at: datetime.datetime, ends_at: datetime.datetime
-    ) -> None: ...
-
-    def release(self, *, key_id: int) -> None: ...
-
-    def is_conflict(self, error: IntegrityError) -> bool: ...
-
-
-_window_holds: WindowHolds | None = None
-
-
-def register_window_holds(holds: WindowHolds) -> None:
-    """bookings registers itself from its AppConfig.ready() (one slot; again replaces it)."""
-    global _window_holds  # a one-slot registry, set once at start-up
-    _window_holds = holds
-
-
-def _holds() -> WindowHolds:
-    if _window_holds is None:
-        raise RuntimeError("Service windows need the bookings app (its ready() registers holds).")
-    return _window_holds
-
-
 NOT_AVAILABLE = _("The car is booked or blocked for part of that time.")
 
 
@@ -361,8 +331,13 @@ def _service_key_issue(
     technician = _check_service_key(
         car=car, user=user, email=email, starts_at=starts_at, ends_at=ends_at
     )
-    holds = _holds()
-    if not holds.is_free(car_id=car.pk, starts_at=starts_at, ends_at=ends_at):
+    now = timezone.now()
+    # Unanswered requests past their respond_by stopped holding the car, but the constraint
+    # counts them until they are gone: release them first (their booking's sweep records the
+    # expiry and tells the renter).
+    occupancy.occupancy_release_expired(car_id=car.pk, now=now)
+    window = DateTimeTZRange(starts_at, ends_at)
+    if not occupancy.car_is_free(car_id=car.pk, period=window, now=now):
         raise KeyRefused("not_available", NOT_AVAILABLE)
     try:
         return _service_key_insert(
@@ -376,12 +351,12 @@ def _service_key_issue(
         )
     except IntegrityError as error:
         # A booking won the race between the check and the insert: the exclusion constraint
-        # refused the window's hold, and the whole transaction rolled back.
-        if holds.is_conflict(error):
+        # refused the window's occupancy, and the whole transaction rolled back.
+        if occupancy.is_occupancy_conflict(error):
             raise KeyRefused("not_available", NOT_AVAILABLE) from error
         raise
     except OperationalError as error:
-        # Two inserters of overlapping holds can each wait for the other's uncommitted row;
+        # Two inserters of overlapping occupancies can each wait for the other's uncommitted row;
         # PostgreSQL aborts one of them. The window is contested: say so.
         if db.is_deadlock(error):
             raise KeyRefused("not_available", NOT_AVAILABLE) from error
@@ -399,6 +374,10 @@ def _service_key_insert(
     note: str,
     via: str,
 ) -> DigitalKey:
+    # The window takes the car first; the key keeps it until revoked.
+    window = occupancy.occupancy_create(
+        car_id=car.pk, kind=OccupancyKind.SERVICE, period=DateTimeTZRange(starts_at, ends_at)
+    )
     key = _create_key(
         actor=user,
         reason=note or _("Service"),
@@ -410,8 +389,8 @@ def _service_key_insert(
         valid_until=ends_at,
         lock_until=ends_at + lock_grace(),
         note=note[:200],
+        occupancy=window,
     )
-    _holds().reserve(car_id=car.pk, key_id=key.pk, starts_at=starts_at, ends_at=ends_at)
     if ends_at - timezone.now() <= KEY_CLOCK_HORIZON:  # as the key clock's ETA tasks
         tasks.end_service_window.apply_async_on_commit(kwargs={"key_id": key.pk}, eta=ends_at)
     _announce_granted(key, to=technician, actor=user, action=AuditAction.ISSUE_SERVICE, via=via)
@@ -465,7 +444,9 @@ def _key_revoke_apply(*, key: DigitalKey, user: User, reason: str, via: str) -> 
             revoke_reason=reason[:200],
         )
     if key.kind == KeyKind.SERVICE:
-        _holds().release(key_id=key.pk)  # the rest of the window is free for trips again
+        # The rest of the window is free for trips again.
+        occupancy.occupancy_release(occupancy_id=key.occupancy_id)
+        revoked.occupancy_id = None  # as the release left the row
         if was_active:
             endlocks.end_lock_begin(key=revoked, reason="service_end")
     elif key.kind == KeyKind.TRIP and was_active:

@@ -9,7 +9,7 @@ only while active and inside its window: unlock from `valid_from` to `valid_unti
   access minutes before the start, plus the grace after the end.
 - shared: a co-driver's key cut from a trip key, for all or part of the trip; ends with it.
 - service: a technician's key for a window the owner chose; the window holds the car like an
-  owner block (a bookings.Hold row carries its id).
+  owner block (its vehicles.Occupancy, released when the key is revoked).
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ class DigitalKey(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     revoke_reason = models.CharField(max_length=200, blank=True)
+    # A service key's window in the car's occupancy (null for other kinds, and once revoked).
+    occupancy = models.OneToOneField(
+        "vehicles.Occupancy", models.SET_NULL, null=True, blank=True, related_name="service_key"
+    )
 
     class Meta:
         ordering = ["valid_from", "pk"]

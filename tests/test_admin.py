@@ -67,7 +67,7 @@ def test_lists_are_named_with_real_plurals(staff_client, every_kind_of_row):
     "changelist",
     [
         "admin:bookings_booking_changelist",
-        "admin:bookings_hold_changelist",
+        "admin:vehicles_occupancy_changelist",
         "admin:bookings_carblock_changelist",
         "admin:keys_digitalkey_changelist",
     ],

@@ -4,14 +4,13 @@ car's connection to the vehicle cloud and its last known status."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import (
     Exists,
     F,
@@ -31,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from carshare.db import one_or_404
+from vehicles import occupancy
 from vehicles.makes import can_lock_remotely
 from vehicles.models import (
     COMMAND_PENDING,
@@ -45,32 +45,6 @@ from vehicles.models import (
 )
 
 EARTH_RADIUS_KM = 6371.0
-
-# fn(cars, start, end, now) -> the cars free for a trip over [start, end) as of `now`.
-AvailabilityFilter = Callable[
-    [QuerySet[Car], datetime.datetime, datetime.datetime, datetime.datetime], QuerySet[Car]
-]
-_availability_filter: AvailabilityFilter | None = None
-
-
-def register_availability_filter(fn: AvailabilityFilter) -> None:
-    """Let the app that knows about bookings filter the search by free dates. Holds live in
-    `bookings`, above this app, so vehicles never imports it: bookings registers itself here
-    from its AppConfig.ready() (one filter; registering again replaces it)."""
-    global _availability_filter  # a one-slot registry, set once at start-up
-    _availability_filter = fn
-
-
-def _free_between(
-    cars: QuerySet[Car], start: datetime.datetime, end: datetime.datetime
-) -> QuerySet[Car]:
-    if _availability_filter is None:
-        # Never ignore the dates silently: a renter would be shown cars that are taken.
-        raise ImproperlyConfigured(
-            "Searching by dates needs an availability filter: add the bookings app to "
-            "INSTALLED_APPS (its ready() registers one) or call register_availability_filter()."
-        )
-    return _availability_filter(cars, start, end, timezone.now())
 
 
 def car_for_owner(*, user: User, public_id: UUID | str) -> Car:
@@ -192,7 +166,7 @@ def _distance_km(lat: Decimal, lng: Decimal) -> Any:
 def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
     """Public cars (CarQuerySet.public) matching cleaned CarSearchForm data, sorted as asked;
     with available_from and available_to, only cars free for that whole trip (see
-    register_availability_filter)."""
+    occupancy.cars_free_between)."""
     cars: QuerySet[Car] = Car.objects.public().prefetch_related("photos")
     if city := (filters.get("city") or "").strip():
         cars = cars.filter(city__iexact=city)
@@ -212,7 +186,7 @@ def cars_search(*, filters: dict[str, Any]) -> QuerySet[Car]:
         cars = cars.filter(instant_book=True)
     start, end = filters.get("available_from"), filters.get("available_to")
     if start is not None and end is not None:
-        cars = _free_between(cars, start, end)
+        cars = occupancy.cars_free_between(cars, start, end, timezone.now())
 
     lat, lng = filters.get("lat"), filters.get("lng")
     if lat is not None and lng is not None:

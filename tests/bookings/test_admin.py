@@ -10,9 +10,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.utils import timezone
 
 from bookings import services
-from bookings.models import Booking, BookingStatus, CarBlock, Hold
+from bookings.models import Booking, BookingStatus, CarBlock
 from tests.factories import UserFactory
-from vehicles.models import Car
+from vehicles.models import Car, Occupancy
 
 B = BookingStatus
 BOOKINGS = "/admin/bookings/booking/"
@@ -129,7 +129,7 @@ def test_cancel_goes_through_the_service_with_the_admin_as_actor(
         "cancelled",
         "Car reported stolen",
     )
-    assert not Hold.objects.filter(booking=confirmed).exists()  # the car is free again
+    assert not Occupancy.objects.filter(booking=confirmed).exists()  # the car is free again
     messages = [str(m) for m in admin_client.get(BOOKINGS).context["messages"]]
     assert messages == ["Cancelled 1 booking."]
 
@@ -169,7 +169,7 @@ def test_staff_without_the_change_permission_get_no_cancel_action(client, confir
 
 @pytest.mark.parametrize(
     "url",
-    [BOOKINGS, "/admin/bookings/carblock/", "/admin/bookings/hold/"],
+    [BOOKINGS, "/admin/bookings/carblock/", "/admin/vehicles/occupancy/"],
 )
 def test_non_staff_are_sent_to_sign_in(client, renter, url):
     client.force_login(renter)
@@ -185,14 +185,14 @@ def test_blocks_and_holds_are_listed(admin_client, confirmed, block):
     assert blocks.status_code == 200
     assert "Tyres" in blocks.content.decode()
     for params in [{}, {"car__id__exact": block.car_id}, {"starts": "month"}]:
-        holds = admin_client.get("/admin/bookings/hold/", params)
+        holds = admin_client.get("/admin/vehicles/occupancy/", params)
         assert holds.status_code == 200
         page = holds.content.decode()
         assert "trip (with the buffer after it)" in page
         assert "owner&#x27;s block" in page
-    hold = Hold.objects.get(block=block)
-    assert admin_client.get(f"/admin/bookings/hold/{hold.pk}/change/").status_code == 200
-    assert admin_client.get("/admin/bookings/hold/add/").status_code == 403
+    hold = Occupancy.objects.get(block=block)
+    assert admin_client.get(f"/admin/vehicles/occupancy/{hold.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/vehicles/occupancy/add/").status_code == 403
 
 
 def test_removing_a_block_frees_the_car(admin_client, block):
@@ -202,4 +202,4 @@ def test_removing_a_block_frees_the_car(admin_client, block):
     )
 
     assert not CarBlock.objects.filter(pk=block.pk).exists()
-    assert not Hold.objects.filter(block_id=block.pk).exists()
+    assert not Occupancy.objects.filter(block=block.pk).exists()

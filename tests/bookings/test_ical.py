@@ -8,10 +8,12 @@ import pytest
 from django.urls import reverse
 
 from bookings import ical, services
+from keys import grants
 from tests.bookings.fixtures_bookings import hour_from_now
-from tests.factories import CarFactory
+from tests.factories import CarFactory, UserFactory
 
 UTC = datetime.UTC
+H = datetime.timedelta(hours=1)
 
 
 def feed_url(car, token: str | None = None) -> str:
@@ -121,3 +123,24 @@ def test_cancelled_booking_leaves_the_feed(client, confirmed_booking, renter):
     services.booking_cancel(booking=confirmed_booking, user=renter)
     text = client.get(feed_url(confirmed_booking.car)).content.decode()
     assert "BEGIN:VEVENT" not in text
+
+
+def test_feed_shows_service_windows_with_who_and_note(client, owner, confirmed_booking):
+    car = confirmed_booking.car
+    technician = UserFactory(email="tech@example.test", name="Tina Technician")
+    start = hour_from_now(days=6)
+    window = grants.service_key_issue(
+        car=car,
+        user=owner,
+        email=technician.email,
+        starts_at=start,
+        ends_at=start + 2 * H,
+        note="New tyres",
+    )
+    lines = unfold(client.get(feed_url(car)).content.decode())
+    assert f"UID:service-{window.public_id}@carshare" in lines
+    assert f"DTSTART:{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" in lines
+    assert f"DTEND:{(start + 2 * H).astimezone(UTC):%Y%m%dT%H%M%SZ}" in lines
+    assert f"SUMMARY:{ical._text(car.title)}: Service (Tina Technician)" in lines
+    assert "DESCRIPTION:New tyres" in lines
+    assert lines.count("BEGIN:VEVENT") == 2

@@ -1,5 +1,5 @@
-"""Car search by free dates (the browse page and GET /api/v1/cars): vehicles asks, bookings
-answers through the filter it registers, so holds decide which cars show."""
+"""Car search by free dates (the browse page and GET /api/v1/cars): the car's occupancy (trips,
+blocks, service windows) decides which cars show; vehicles answers it itself."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import datetime
 import zoneinfo
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings import selectors as booking_selectors
 from bookings import services
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import CarFactory
-from vehicles import selectors
+from vehicles import occupancy, selectors
 from vehicles.models import Car
 
 pytestmark = pytest.mark.django_db
@@ -126,19 +124,16 @@ def test_a_finished_trip_keeps_its_buffer_in_search(free, active_booking, renter
 
 def test_the_filter_adds_no_query(confirmed_booking, free_car, django_assert_num_queries):
     start = confirmed_booking.starts_at
-    cars = booking_selectors.cars_free_between(Car.objects.all(), start, start + H, start)
+    cars = occupancy.cars_free_between(Car.objects.all(), start, start + H, start)
     with django_assert_num_queries(1):
         assert list(cars) == [free_car]
 
 
-def test_dates_without_a_registered_filter_are_refused_not_ignored(monkeypatch, free_car):
-    monkeypatch.setattr(selectors, "_availability_filter", None)
-    start = hour_from_now(days=1)
-    with pytest.raises(ImproperlyConfigured, match="availability filter"):
-        selectors.cars_search(filters={"available_from": start, "available_to": start + H})
-    # Without dates the search does not need it.
-    assert list(selectors.cars_search(filters={})) == [free_car]
-
-
-def test_bookings_registers_its_filter_at_start_up():
-    assert selectors._availability_filter is booking_selectors.cars_free_between
+def test_search_by_dates_is_the_cars_own_answer(confirmed_booking, free_car):
+    """No filter to register: vehicles answers from the car's occupancy, whichever apps are
+    loaded, so the dates can never be ignored."""
+    start = confirmed_booking.starts_at
+    dates = {"available_from": start + H, "available_to": start + 2 * H}
+    assert list(selectors.cars_search(filters=dates)) == [free_car]
+    # Without dates the search does not look at occupancy at all.
+    assert set(selectors.cars_search(filters={})) == {confirmed_booking.car, free_car}

@@ -13,8 +13,10 @@ from django.http import Http404
 
 from bookings import selectors, services
 from bookings.models import BookingStatus
+from keys import grants
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
+from vehicles import occupancy
 
 B = BookingStatus
 H = datetime.timedelta(hours=1)
@@ -95,29 +97,29 @@ def test_busy_intervals_show_holds_with_their_kind(requested_booking, request_ca
     )
     other = request_booking(request_car, RenterFactory(), starts_at=start + 24 * H)
     services.booking_confirm(booking=other, user=owner)
-    busy = selectors.busy_intervals(car=request_car, start=start - 24 * H, end=start + 48 * H)
+    busy = occupancy.busy_intervals(car=request_car, start=start - 24 * H, end=start + 48 * H)
     assert busy == [
         (start, requested_booking.ends_at + datetime.timedelta(minutes=30), "request"),
         (block.period.lower, block.period.upper, "block"),
         (other.starts_at, other.ends_at + datetime.timedelta(minutes=30), "booking"),
     ]
     # Only what overlaps the window.
-    assert selectors.busy_intervals(car=request_car, start=start + 9 * H, end=start + 11 * H) == [
+    assert occupancy.busy_intervals(car=request_car, start=start + 9 * H, end=start + 11 * H) == [
         (block.period.lower, block.period.upper, "block")
     ]
 
 
 def test_busy_intervals_ignore_overdue_requests_before_the_sweep(requested_booking, clock):
     car, start = requested_booking.car, requested_booking.starts_at
-    assert selectors.busy_intervals(car=car, start=start, end=start + H)
+    assert occupancy.busy_intervals(car=car, start=start, end=start + H)
     clock.move_to(requested_booking.respond_by, tick=False)
-    assert selectors.busy_intervals(car=car, start=start, end=start + H) == []
+    assert occupancy.busy_intervals(car=car, start=start, end=start + H) == []
 
 
 def test_declined_bookings_are_not_busy(requested_booking, owner):
     services.booking_decline(booking=requested_booking, user=owner)
     start = requested_booking.starts_at
-    assert selectors.busy_intervals(car=requested_booking.car, start=start, end=start + H) == []
+    assert occupancy.busy_intervals(car=requested_booking.car, start=start, end=start + H) == []
 
 
 def test_reminders_are_due_in_the_last_hour(confirmed_booking, clock):
@@ -177,4 +179,65 @@ def test_the_feed_lists_bookings_and_blocks(confirmed_booking, owner):
     assert [e["uid"] for e in entries] == [
         f"booking-{confirmed_booking.public_id}",
         f"block-{block.public_id}",
+    ]
+
+
+def _service_window(car, owner, *, starts_at, hours=2, note="New tyres"):
+    """A service key for a technician: its window takes the car like a block."""
+    technician = UserFactory(email="tech@example.test", name="Tina Technician")
+    return grants.service_key_issue(
+        car=car,
+        user=owner,
+        email=technician.email,
+        starts_at=starts_at,
+        ends_at=starts_at + hours * H,
+        note=note,
+    )
+
+
+def test_the_month_calendar_shows_service_windows(request_car, owner, django_assert_num_queries):
+    zone = ZoneInfo(request_car.time_zone)
+    soon = hour_from_now(days=40).astimezone(zone)
+    start = datetime.datetime(soon.year, soon.month, 12, 9, 0, tzinfo=zone)
+    block = services.block_create(
+        car=request_car, user=owner, starts_at=start - 24 * H, ends_at=start - 23 * H
+    )
+    window = _service_window(request_car, owner, starts_at=start)
+    with django_assert_num_queries(2):  # still: bookings, then blocks and windows together
+        cal = selectors.calendar_month(car=request_car, year=soon.year, month=soon.month)
+    days = {day.date: day for week in cal.weeks for day in week}
+    (entry,) = days[start.date()].entries
+    assert (entry.kind, entry.obj, entry.starts_at, entry.ends_at) == (
+        "service",
+        window,
+        start,
+        start + 2 * H,
+    )
+    assert entry.starts_at.tzinfo == zone
+    assert cal.service_windows == [window]
+    assert cal.blocks == [block]  # a window is not a block
+
+
+def test_a_revoked_service_window_leaves_the_calendar(request_car, owner):
+    zone = ZoneInfo(request_car.time_zone)
+    start = hour_from_now(days=40).astimezone(zone)
+    window = _service_window(request_car, owner, starts_at=start)
+    grants.key_revoke(key=window, user=owner)
+    cal = selectors.calendar_month(car=request_car, year=start.year, month=start.month)
+    assert cal.service_windows == []
+    assert selectors.calendar_feed_entries(car=request_car) == []
+
+
+def test_the_feed_lists_service_windows(confirmed_booking, owner):
+    start = confirmed_booking.ends_at + 5 * H
+    window = _service_window(confirmed_booking.car, owner, starts_at=start)
+    entries = selectors.calendar_feed_entries(car=confirmed_booking.car)
+    assert [(e["uid"], e["kind"], e["starts_at"], e["ends_at"]) for e in entries] == [
+        (
+            f"booking-{confirmed_booking.public_id}",
+            "booking",
+            confirmed_booking.starts_at,
+            confirmed_booking.ends_at,
+        ),
+        (f"service-{window.public_id}", "service", start, start + 2 * H),
     ]

@@ -14,11 +14,13 @@ from allauth.account.models import EmailAddress
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from bookings import selectors, services, tasks
-from bookings.models import BlockReason, Booking, BookingEvent, BookingStatus, CarBlock, Hold
+from bookings import services, tasks
+from bookings.models import BlockReason, Booking, BookingEvent, BookingStatus, CarBlock
 from bookings.services import BookingError
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import CarFactory, RenterFactory
+from vehicles import occupancy
+from vehicles.models import Occupancy
 
 B = BookingStatus
 H = datetime.timedelta(hours=1)
@@ -183,7 +185,7 @@ def test_a_request_holds_the_car_with_the_buffer_and_stores_the_price(
         "EUR",
     )
     assert booking.respond_by == booking.requested_at + 12 * H
-    hold = Hold.objects.get(booking=booking)
+    hold = Occupancy.objects.get(booking=booking)
     assert (hold.period.lower, hold.period.upper) == (
         start,
         start + 26 * H + datetime.timedelta(minutes=30),
@@ -308,7 +310,7 @@ def test_a_block_takes_part_in_the_guarantee(request_car, owner, renter):
         reason=BlockReason.MAINTENANCE,
         note="Tyres",
     )
-    assert Hold.objects.get(block=block).period.upper == start + 24 * H  # no buffer
+    assert Occupancy.objects.get(block=block).period.upper == start + 24 * H  # no buffer
     assert_refused(
         "not_available", lambda: request_booking(request_car, renter, starts_at=start + 2 * H)
     )
@@ -372,7 +374,7 @@ def test_an_overdue_request_stops_holding_before_the_sweep(requested_booking, re
     requested_booking.refresh_from_db()
     assert requested_booking.status == B.EXPIRED
     assert moves(requested_booking)[-1] == (B.REQUESTED, B.EXPIRED, None)
-    assert not Hold.objects.filter(booking=requested_booking).exists()
+    assert not Occupancy.objects.filter(booking=requested_booking).exists()
 
 
 def test_an_overdue_request_can_no_longer_be_answered(requested_booking, owner, renter, clock):
@@ -416,7 +418,7 @@ def test_the_owner_confirms(requested_booking, owner, django_capture_on_commit_c
     assert moves(booking)[-1] == (B.REQUESTED, B.CONFIRMED, owner.pk)
     delay.assert_called_once_with(booking_id=booking.pk, kind="confirmed")
     eta.assert_not_called()  # days away: the sweep starts it
-    assert Hold.objects.filter(booking=booking).exists()
+    assert Occupancy.objects.filter(booking=booking).exists()
 
 
 def test_a_trip_starting_within_the_hour_gets_an_eta_task(
@@ -454,7 +456,7 @@ def test_declining_frees_the_time_and_keeps_the_reason(requested_booking, reques
     booking = services.booking_decline(booking=requested_booking, user=owner, reason="Away")
     assert booking.status == B.DECLINED
     assert booking.events.last().reason == "Away"
-    assert not Hold.objects.filter(booking=booking).exists()
+    assert not Occupancy.objects.filter(booking=booking).exists()
     request_booking(request_car, RenterFactory(), starts_at=booking.starts_at)
 
 
@@ -466,7 +468,7 @@ def test_the_renter_cancels_a_day_ahead_for_free(confirmed_booking, renter, requ
     assert (booking.status, booking.cancelled_by) == (B.CANCELLED, "renter")
     assert (booking.cancellation_fee, booking.refund) == (Decimal("0.00"), booking.price)
     assert moves(booking)[-1] == (B.CONFIRMED, B.CANCELLED, renter.pk)
-    assert not Hold.objects.filter(booking=booking).exists()
+    assert not Occupancy.objects.filter(booking=booking).exists()
     request_booking(request_car, RenterFactory(), starts_at=booking.starts_at)
 
 
@@ -542,7 +544,7 @@ def test_the_trip_clock_starts_and_completes_only_when_due(confirmed_booking, cl
         (B.ACTIVE, B.COMPLETED),
     ]
     assert {m[2] for m in moves(booking)[-2:]} == {None}
-    hold = Hold.objects.get(booking=booking)  # the owner's buffer after the trip stays
+    hold = Occupancy.objects.get(booking=booking)  # the owner's buffer after the trip stays
     assert (hold.period.lower, hold.period.upper) == (booking.ends_at, booking.ends_at + BUFFER)
 
 
@@ -574,7 +576,7 @@ def test_the_renter_ends_a_trip_early(active_booking, renter, request_car, clock
     assert moves(booking)[-1] == (B.ACTIVE, B.COMPLETED, renter.pk)
     assert booking.cancellation_fee is None
     assert booking.refund is None
-    hold = Hold.objects.get(booking=booking)  # shrunk to the buffer after the actual end
+    hold = Occupancy.objects.get(booking=booking)  # shrunk to the buffer after the actual end
     assert (hold.period.lower, hold.period.upper) == (booking.ended_at, booking.ended_at + BUFFER)
     assert services.booking_complete(booking_id=booking.pk) is None
 
@@ -619,7 +621,7 @@ def test_a_late_trip_clock_never_stretches_the_buffer_into_the_next_trip(
     booking = services.booking_complete(booking_id=confirmed_booking.pk)
     assert booking is not None
     assert booking.status == B.COMPLETED
-    hold = Hold.objects.get(booking=booking)
+    hold = Occupancy.objects.get(booking=booking)
     assert hold.period.upper == booking.ends_at + BUFFER == next_trip.starts_at
 
 
@@ -629,7 +631,7 @@ def test_a_trip_completed_after_its_buffer_leaves_no_hold(confirmed_booking, clo
     clock.move_to(confirmed_booking.ends_at + 2 * BUFFER, tick=False)  # the clock was down
     booking = services.booking_complete(booking_id=confirmed_booking.pk)
     assert booking is not None
-    assert not Hold.objects.filter(booking=booking).exists()
+    assert not Occupancy.objects.filter(booking=booking).exists()
 
 
 def test_only_the_renter_ends_a_trip(active_booking, owner):
@@ -684,7 +686,7 @@ def test_simultaneous_requests_exactly_one_holds(transactional_db, request_car):
     assert len(lost) == RACERS - 1, outcomes
     assert {e.code for e in lost} == {"not_available"}
     assert Booking.objects.count() == 1
-    assert Hold.objects.filter(car=request_car).count() == 1
+    assert Occupancy.objects.filter(car=request_car).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -789,7 +791,7 @@ def test_blocks_race_requests_on_equal_terms(transactional_db, request_car, owne
     winners = [o for o in outcomes if isinstance(o, Booking | CarBlock)]
     assert len(winners) == 1, outcomes
     assert {o.code for o in outcomes if isinstance(o, BookingError)} == {"not_available"}
-    assert Hold.objects.filter(car=request_car).count() == 1
+    assert Occupancy.objects.filter(car=request_car).count() == 1
 
 
 # --- A state machine against an in-memory model ----------------------------------------------
@@ -844,8 +846,9 @@ def test_random_lifecycles_match_a_simple_model(request_car, renter, owner, cloc
     class Lifecycles(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            Booking.objects.filter(car=car).delete()  # holds and events cascade
+            Booking.objects.filter(car=car).delete()  # events cascade
             CarBlock.objects.filter(car=car).delete()
+            Occupancy.objects.filter(car=car).delete()  # the car's own rows, freed
             clock.move_to(base - 24 * H, tick=False)
             self.model = _Model()
 
@@ -974,7 +977,7 @@ def test_random_lifecycles_match_a_simple_model(request_car, renter, owner, cloc
         @invariant()
         def busy_times_match(self):
             now = self._now()
-            busy = selectors.busy_intervals(car=car, start=base - 48 * H, end=base + 200 * H)
+            busy = occupancy.busy_intervals(car=car, start=base - 48 * H, end=base + 200 * H)
             assert [(s, e) for s, e, _ in busy] == self.model.holding(now, buffer)
 
     run_state_machine_as_test(

@@ -10,8 +10,9 @@ from django.urls import reverse
 
 from bookings import ical, services
 from bookings.models import Booking, BookingStatus, CarBlock
+from keys import grants
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
-from tests.factories import CarFactory, RenterFactory
+from tests.factories import CarFactory, RenterFactory, UserFactory
 from vehicles.models import Car
 
 pytestmark = pytest.mark.django_db
@@ -651,6 +652,27 @@ def test_calendar_shows_the_months_bookings_and_blocks(owner_client, owner, conf
     assert "Previous month" in html
     assert "Next month" in html
     assert ical.feed_token(car) in html
+
+
+def test_calendar_shows_service_windows_with_who_and_note(owner_client, owner, car):
+    technician = UserFactory(email="tech@example.test", name="Tina Technician")
+    start = hour_from_now(days=5)
+    grants.service_key_issue(
+        car=car,
+        user=owner,
+        email=technician.email,
+        starts_at=start,
+        ends_at=start + datetime.timedelta(hours=3),
+        note="New tyres",
+    )
+    local = start.astimezone(zoneinfo.ZoneInfo(car.time_zone))
+    response = owner_client.get(car_url("car_calendar", car), {"month": f"{local:%Y-%m}"})
+    html = response.content.decode()
+    assert "month-entry-service" in html
+    assert "Service: Tina Technician (New tyres)" in html
+    assert "Service windows this month" in html
+    assert f'datetime="{local.isoformat()}"' in html
+    assert f"{local:%a %-d %b %H:%M}" in html
 
 
 @pytest.mark.parametrize("month", ["garbage", "2026-13", "0-1", "99999-01", ""])

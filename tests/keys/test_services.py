@@ -13,14 +13,14 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from bookings import services as booking_services
-from bookings.models import Booking, BookingStatus, Hold
+from bookings.models import Booking, BookingStatus
 from keys import grants, selectors, services, tasks, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
 from vehicles import commands
 from vehicles import tasks as vehicle_tasks
-from vehicles.models import CommandStatus, VehicleCommand
+from vehicles.models import CommandStatus, Occupancy, VehicleCommand
 
 pytestmark = pytest.mark.django_db
 
@@ -579,7 +579,7 @@ def test_a_service_key_holds_its_window(connected_car, owner, renter, technician
     )
     assert key.booking_id is None
     assert key.lock_until == start + 2 * H + services.lock_grace()
-    assert Hold.objects.get(service_key_id=key.pk).period.lower == start
+    assert Occupancy.objects.get(service_key=key.pk).period.lower == start
     assert AuditEntry.objects.get(action="issue_service").key == key
     with pytest.raises(booking_services.BookingError) as caught:
         request_booking(connected_car, renter, starts_at=start + H, hours=3)
@@ -608,7 +608,7 @@ def test_revoking_a_service_key_frees_its_window(
     ):
         grants.key_revoke(key=key, user=owner, reason="Garage closed")
     assert fresh(key).status == "revoked"
-    assert not Hold.objects.filter(service_key_id=key.pk).exists()
+    assert not Occupancy.objects.filter(service_key=key.pk).exists()
     assert not EndLock.objects.exists()  # it never opened
     delay.assert_called_once_with(key_id=key.pk, kind="revoked")
     assert request_booking(connected_car, renter, starts_at=start).status == BookingStatus.CONFIRMED
@@ -717,7 +717,7 @@ def test_a_booking_and_a_service_key_racing_for_a_window_one_wins(
         isinstance(o, booking_services.BookingError | services.KeyRefused) for o in losers
     ), outcomes
     assert {o.code for o in losers} == {"not_available"}
-    assert Hold.objects.filter(car=request_car).count() == 1
+    assert Occupancy.objects.filter(car=request_car).count() == 1
     assert DigitalKey.objects.filter(kind="service").count() == sum(
         isinstance(o, DigitalKey) for o in outcomes
     )
