@@ -165,8 +165,16 @@ def _check_trip_times(
 ) -> DateTimeTZRange:
     """The rules a trip's times must meet on this car (not in the past, the car's notice, its
     shortest and longest trip, free with the owner's buffer after it), each with its own
-    message. The live quote and booking_request both ask this one function, so the quote never
+    message. The live quote and booking_request both ask these two steps, so the quote never
     offers a trip that booking then refuses. Reads only; returns the hold the trip would take."""
+    _check_trip_rules(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
+    return _check_trip_free(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
+
+
+def _check_trip_rules(
+    *, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> None:
+    """The first step of _check_trip_times: the times themselves, whatever else holds the car."""
     _check_period(starts_at, ends_at)
     if starts_at < now:
         raise BookingError("too_soon", _("The trip can't start in the past."))
@@ -188,6 +196,12 @@ def _check_trip_times(
             "too_long",
             _("Trips with this car last at most %(days)s days.") % {"days": car.max_duration_days},
         )
+
+
+def _check_trip_free(
+    *, car: Car, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> DateTimeTZRange:
+    """The second step: the car is free for the trip and the owner's buffer after it."""
     hold_period = DateTimeTZRange(
         starts_at, ends_at + datetime.timedelta(minutes=car.buffer_minutes)
     )
@@ -343,12 +357,13 @@ def booking_request(
     now = timezone.now()
     _check_period(starts_at, ends_at)
     _check_request_rules(renter=renter, car=car, ends_at=ends_at)
-    # Overdue requests do not count here (occupancy.car_is_free leaves them out)...
-    hold_period = _check_trip_times(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
-    # ...but the constraint still counts them until they are marked expired: expire this car's
-    # now, in their own transaction, so they stop blocking this request whatever happens to it
+    _check_trip_rules(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
+    # Overdue requests no longer hold the car, but the constraint still counts them until they
+    # are marked expired: expire this car's now, in their own transaction, before asking if it
+    # is free, so they stop blocking this request and are expired whatever happens to it
     # (STYLE §5).
     bookings_expire_unanswered(now=now, car_id=car.pk)
+    hold_period = _check_trip_free(car=car, starts_at=starts_at, ends_at=ends_at, now=now)
     quote = pricing.price(car.hourly_price, car.daily_price, starts_at, ends_at)
     return _insert_or_refuse(
         _booking_insert,
