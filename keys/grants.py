@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
 from django.db import IntegrityError, OperationalError, transaction
@@ -18,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from carshare import db
+from carshare import db, times
 from keys import endlocks, tasks, tasks_email
 from keys.audit import audit_record, audited_refusal
 from keys.errors import KeyRefused, RecipientRefused, local_time
@@ -106,7 +105,7 @@ def _check_share(
             _("Your co-driver must verify their email address first."),
             remedy="verify",
         )
-    last_day = end.astimezone(ZoneInfo(key.car.time_zone)).date()
+    last_day = end.astimezone(times.car_zone(key.car)).date()
     if not co_driver.has_valid_licence(through=last_day):
         raise RecipientRefused(
             "not_eligible",
