@@ -28,7 +28,8 @@ from carshare.adminlib import (
     short_text,
     staff_user,
 )
-from keys import grants, services, use
+from keys import grants, use
+from keys.errors import KeyRefused
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from vehicles import admin as vehicle_admin
 from vehicles.models import Car, CommandAction, VehicleConnection
@@ -65,7 +66,7 @@ def _lock_cars(modeladmin: admin.ModelAdmin, request: HttpRequest, cars: list[Ca
             use.car_command_request(
                 car=car, user=staff_user(request), action=CommandAction.LOCK, via="admin"
             )
-        except services.KeyRefused as refusal:
+        except KeyRefused as refusal:
             modeladmin.message_user(request, f"{car}: {refusal}", messages.ERROR)
         else:
             queued += 1
@@ -124,7 +125,7 @@ class DigitalKeyAdmin(ReadOnlyAdmin):
                         reason=form.cleaned_data["reason"],
                         via="admin",
                     )
-                except services.KeyRefused as refusal:
+                except KeyRefused as refusal:
                     self.message_user(request, f"{key}: {refusal}", messages.ERROR)
                 else:
                     revoked += 1

@@ -2,7 +2,7 @@
 co-driver, revoking; and the owner's side: service keys, every key of a car, its audit log, and
 unlocking the car themselves (during someone else's trip only by a recorded override).
 
-Every rule lives in keys.services and keys.use, as for the pages; this module parses the wire
+Every rule lives in keys.grants and keys.use, as for the pages; this module parses the wire
 format, finds the key or car through the access selectors (whoever may not see it gets 404,
 never 403) and lets a KeyRefused through to the API's one handler, which answers with the error
 envelope, keeping its code (KeyRefused.status_for):
@@ -37,6 +37,7 @@ from accounts.models import User
 from carshare import apikit, times
 from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from carshare.errors import DomainError
+from keys import commands as key_commands
 from keys import grants, selectors, use
 from keys.models import (
     LIVE_STATUSES,
@@ -51,7 +52,7 @@ from vehicles import commands as vehicle_commands
 from vehicles import connections
 from vehicles import selectors as vehicle_selectors
 from vehicles.api_commands import CommandEnvelope, ErrorOut, StatusOut, command_out
-from vehicles.models import Car, CommandAction, VehicleCommand
+from vehicles.models import CommandAction, VehicleCommand
 
 router = Router(tags=["keys"])
 
@@ -61,13 +62,6 @@ router = Router(tags=["keys"])
 
 AwareDatetime = times.AwareDatetime
 ISO_EXAMPLE = times.ISO_EXAMPLE
-
-
-def _zone(car: Car) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(car.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from tzdata since
-        return zoneinfo.ZoneInfo("UTC")
 
 
 def _local(moment: datetime.datetime | None, zone: zoneinfo.ZoneInfo) -> datetime.datetime | None:
@@ -190,7 +184,7 @@ def _state(key: DigitalKey, now: datetime.datetime) -> str:
 
 def _key_out(key: DigitalKey, *, viewer: User, now: datetime.datetime) -> dict[str, Any]:
     car = key.car
-    zone = _zone(car)
+    zone = times.car_zone(car)
     sharer = key.parent.holder if key.kind == KeyKind.SHARED and key.parent else None
     # The sharer typed the co-driver's email in, so showing it back tells them nothing new.
     sees_email = viewer.is_staff or viewer.pk in (
@@ -198,8 +192,8 @@ def _key_out(key: DigitalKey, *, viewer: User, now: datetime.datetime) -> dict[s
         car.owner_id,
         sharer.pk if sharer else None,
     )
-    unlock_refusal = use.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
-    lock_refusal = use.key_refusal(key=key, action=CommandAction.LOCK, now=now)
+    unlock_refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    lock_refusal = key_commands.key_refusal(key=key, action=CommandAction.LOCK, now=now)
     return {
         "id": key.public_id,
         "kind": key.kind,
@@ -474,7 +468,7 @@ def car_audit(request: ApiRequest, car_id: UUID, params: Query[PageQuery]) -> di
     first, a page at a time. Append-only: nothing can change or delete an entry. Owner only
     (anyone else gets 404)."""
     car = vehicle_selectors.car_for_owner(user=request.auth, public_id=car_id)
-    zone = _zone(car)
+    zone = times.car_zone(car)
     return apikit.page(
         request,
         selectors.audit_of_car(car_id=car.pk, limit=None),

@@ -27,7 +27,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from keys import tasks
+from keys import commands as key_commands
+from keys import tasks_email
 from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind, KeyStatus
 from vehicles.models import CommandAction, CommandReason, CommandStatus, VehicleCommand
 
@@ -42,8 +43,6 @@ UNCONFIRMED_AFTER = datetime.timedelta(minutes=2)
 
 def end_lock_begin(*, key: DigitalKey, reason: str) -> EndLock:
     """Record the end lock and queue its first LOCK; inside the caller's transaction."""
-    from keys import use  # use imports services, which imports this module
-
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("end_lock_begin() needs the calling service's transaction")
     existing = EndLock.objects.filter(key=key).first()
@@ -55,7 +54,9 @@ def end_lock_begin(*, key: DigitalKey, reason: str) -> EndLock:
     end_lock = EndLock.objects.create(
         key=key, car_id=key.car_id, attempts=1, next_attempt_at=now + RETRY_EVERY
     )
-    end_lock.command = use.system_command(key=key, action=CommandAction.LOCK, reason=reason)
+    end_lock.command = key_commands.system_command(
+        key=key, action=CommandAction.LOCK, reason=reason
+    )
     if end_lock.command is None:
         end_lock.last_problem = "The car is not connected to its vehicle cloud."
     end_lock.save(update_fields=["command", "last_problem"])
@@ -137,8 +138,6 @@ def _problem(command: VehicleCommand | None, now: datetime.datetime) -> str | No
 @transaction.atomic(durable=True)
 def end_lock_check(*, end_lock_id: int) -> str:
     """One sweep step for one end lock; returns what it did (for logs and tests)."""
-    from keys import use
-
     now = timezone.now()
     end_lock = (
         EndLock.objects.select_for_update(of=("self",), skip_locked=True)
@@ -162,7 +161,7 @@ def end_lock_check(*, end_lock_id: int) -> str:
     changed = ["last_problem"]
     did = "waiting"
     if end_lock.next_attempt_at is None or end_lock.next_attempt_at <= now:
-        command = use.system_command(
+        command = key_commands.system_command(
             key=end_lock.key, action=CommandAction.LOCK, reason=_end_reason(end_lock)
         )
         if command is not None:
@@ -176,7 +175,7 @@ def end_lock_check(*, end_lock_id: int) -> str:
         end_lock.alerts_sent += 1
         end_lock.last_alert_at = now
         changed += ["alerts_sent", "last_alert_at"]
-        tasks.send_end_lock_alert.delay_on_commit(
+        tasks_email.send_end_lock_alert.delay_on_commit(
             end_lock_id=end_lock.pk, number=end_lock.alerts_sent
         )
         did += "+alerted"
@@ -199,4 +198,4 @@ def _finish(end_lock: EndLock, status: str, now: datetime.datetime) -> None:
     end_lock.save(update_fields=["status", "done_at", "last_problem"])
     if end_lock.alerts_sent and status == E.LOCKED:
         # Those told it would not lock hear that it did.
-        tasks.send_end_lock_alert.delay_on_commit(end_lock_id=end_lock.pk, number=0)
+        tasks_email.send_end_lock_alert.delay_on_commit(end_lock_id=end_lock.pk, number=0)

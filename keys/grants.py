@@ -3,13 +3,12 @@ gives a technician a service key for a window, and keys are revoked.
 
 A service key's window holds the car like an owner block: the key takes an occupancy of the
 car (vehicles.occupancy) in its own transaction and releases it when revoked.
-Every refusal is audited like any other attempt; every move goes through services._key_move().
+Every refusal is audited like any other attempt; every move goes through keys.lifecycle.key_move().
 """
 
 from __future__ import annotations
 
 import datetime
-from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
 from django.db import IntegrityError, OperationalError, transaction
@@ -18,19 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from carshare import db
-from keys import endlocks, tasks
+from carshare import db, times
+from keys import endlocks, tasks, tasks_email
+from keys.audit import audit_record, audited_refusal
+from keys.errors import KeyRefused, RecipientRefused, local_time
+from keys.lifecycle import KEY_CLOCK_HORIZON, key_move, lock_grace
 from keys.models import LIVE_STATUSES, AuditAction, DigitalKey, KeyKind, KeyStatus
-from keys.services import (
-    KEY_CLOCK_HORIZON,
-    KeyRefused,
-    _create_key,
-    _key_move,
-    audit_denied,
-    audit_record,
-    local_time,
-    lock_grace,
-)
+from keys.services import key_create
 from vehicles import commands as vehicle_commands
 from vehicles import occupancy
 from vehicles.models import Car, OccupancyKind
@@ -74,17 +67,6 @@ def _window_within(
     return start, end
 
 
-class RecipientRefused(KeyRefused):
-    """A refusal about the person a key would go to (no account, not verified, no licence, the
-    owner, already holding one), as opposed to the sharer's own input. Pages and the API answer
-    these exactly like a granted key, so that sharing cannot be used to find out who has an
-    account; `remedy` says what the email to that address asks of them ("" for no email)."""
-
-    def __init__(self, code: str, message: str, *, remedy: str) -> None:
-        super().__init__(code, message)
-        self.remedy = remedy
-
-
 def _check_share(
     *,
     key: DigitalKey,
@@ -124,7 +106,7 @@ def _check_share(
             _("Your co-driver must verify their email address first."),
             remedy="verify",
         )
-    last_day = end.astimezone(ZoneInfo(key.car.time_zone)).date()
+    last_day = end.astimezone(times.car_zone(key.car)).date()
     if not co_driver.has_valid_licence(through=last_day):
         raise RecipientRefused(
             "not_eligible",
@@ -151,15 +133,10 @@ def key_share(
 ) -> DigitalKey:
     """The renter gives a co-driver a key for all or part of the trip; it ends with the trip.
     A refusal is audited like any other attempt."""
-    try:
+    with audited_refusal(car_id=key.car_id, key=key, actor=user, action=AuditAction.SHARE, via=via):
         return _key_share_apply(
             key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at, via=via
         )
-    except KeyRefused as error:
-        audit_denied(
-            car_id=key.car_id, key=key, actor=user, action=AuditAction.SHARE, error=error, via=via
-        )
-        raise
 
 
 @transaction.atomic(durable=True)
@@ -177,7 +154,7 @@ def _key_share_apply(
     co_driver, start, end = _check_share(
         key=key, user=user, email=email, starts_at=starts_at, ends_at=ends_at
     )
-    shared = _create_key(
+    shared = key_create(
         actor=user,
         reason=_("Shared by %(name)s") % {"name": user.get_short_name()},
         kind=KeyKind.SHARED,
@@ -193,7 +170,7 @@ def _key_share_apply(
     )
     if key.status == K.ACTIVE and start <= timezone.now():
         shared = (
-            _key_move(shared, K.ACTIVE, actor=user, reason=_("Shared during the trip")) or shared
+            key_move(shared, K.ACTIVE, actor=user, reason=_("Shared during the trip")) or shared
         )
     _announce_granted(shared, to=co_driver, actor=user, action=AuditAction.SHARE, via=via)
     return shared
@@ -219,7 +196,7 @@ def key_share_offer(
     except RecipientRefused as refusal:  # already audited by key_share()
         if refusal.remedy:
             # Queued like the key's own email, so the answer takes as long either way.
-            tasks.send_share_invitation.delay_on_commit(
+            tasks_email.send_share_invitation.delay_on_commit(
                 key_id=key.pk, email=email.strip(), remedy=refusal.remedy
             )
         return None
@@ -246,7 +223,7 @@ def _announce_granted(key: DigitalKey, *, to: User, actor: User, action: str, vi
         via=via,
         detail=f"to {to.email}",
     )
-    tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="issued")
+    tasks_email.send_key_email.delay_on_commit(key_id=key.pk, kind="issued")
 
 
 # --- Service keys -----------------------------------------------------------------------------
@@ -296,7 +273,9 @@ def service_key_issue(
 ) -> DigitalKey:
     """The owner gives a technician a key for a window, which no trip may overlap. A refusal
     is audited like any other attempt."""
-    try:
+    with audited_refusal(
+        car_id=car.pk, key=None, actor=user, action=AuditAction.ISSUE_SERVICE, via=via
+    ):
         return _service_key_issue(
             car=car,
             user=user,
@@ -306,16 +285,6 @@ def service_key_issue(
             note=note,
             via=via,
         )
-    except KeyRefused as error:
-        audit_denied(
-            car_id=car.pk,
-            key=None,
-            actor=user,
-            action=AuditAction.ISSUE_SERVICE,
-            error=error,
-            via=via,
-        )
-        raise
 
 
 def _service_key_issue(
@@ -378,7 +347,7 @@ def _service_key_insert(
     window = occupancy.occupancy_create(
         car_id=car.pk, kind=OccupancyKind.SERVICE, period=DateTimeTZRange(starts_at, ends_at)
     )
-    key = _create_key(
+    key = key_create(
         actor=user,
         reason=note or _("Service"),
         kind=KeyKind.SERVICE,
@@ -414,12 +383,11 @@ def _may_revoke(key: DigitalKey, user: User) -> bool:
 def key_revoke(*, key: DigitalKey, user: User, reason: str = "", via: str = "web") -> DigitalKey:
     """Take a key back now: shared keys (renter), service keys (owner), any key (admin)."""
     key = DigitalKey.objects.select_related("car", "parent").get(pk=key.pk)
-    if not _may_revoke(key, user):
-        error = KeyRefused("not_allowed", _("You can't revoke this key."))
-        audit_denied(
-            car_id=key.car_id, key=key, actor=user, action=AuditAction.REVOKE, error=error, via=via
-        )
-        raise error
+    with audited_refusal(
+        car_id=key.car_id, key=key, actor=user, action=AuditAction.REVOKE, via=via
+    ):
+        if not _may_revoke(key, user):
+            raise KeyRefused("not_allowed", _("You can't revoke this key."))
     return _key_revoke_apply(key=key, user=user, reason=reason, via=via)
 
 
@@ -429,13 +397,13 @@ def _key_revoke_apply(*, key: DigitalKey, user: User, reason: str, via: str) -> 
     vehicle_commands.car_lock(car_id=key.car_id)
     was_active = key.status == K.ACTIVE
     reason = reason or _("Revoked by %(name)s") % {"name": user.get_short_name()}
-    revoked = _key_move(
+    revoked = key_move(
         key, K.REVOKED, actor=user, reason=reason, revoked_by=user, revoke_reason=reason[:200]
     )
     if revoked is None:
         raise KeyRefused("key_not_active", _("This key has already ended."))
     for shared in DigitalKey.objects.filter(parent=key, status__in=LIVE_STATUSES).order_by("pk"):
-        _key_move(
+        key_move(
             shared,
             K.REVOKED,
             actor=user,
@@ -453,5 +421,5 @@ def _key_revoke_apply(*, key: DigitalKey, user: User, reason: str, via: str) -> 
         endlocks.end_lock_begin(key=revoked, reason="trip_end")
     audit_record(car_id=key.car_id, key=key, actor=user, action=AuditAction.REVOKE, via=via)
     if key.kind != KeyKind.TRIP and user.pk != key.holder_id:
-        tasks.send_key_email.delay_on_commit(key_id=key.pk, kind="revoked")
+        tasks_email.send_key_email.delay_on_commit(key_id=key.pk, kind="revoked")
     return revoked

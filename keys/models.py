@@ -39,7 +39,7 @@ class KeyStatus(models.TextChoices):
 
 
 K = KeyStatus
-KEY_MOVES: dict[str, set[str]] = {  # the lifecycle at a glance; only services._key_move acts on it
+KEY_MOVES: dict[str, set[str]] = {  # the lifecycle at a glance; only lifecycle.key_move acts on it
     K.ISSUED: {K.ACTIVE, K.EXPIRED, K.REVOKED},
     K.ACTIVE: {K.EXPIRED, K.REVOKED},
 }

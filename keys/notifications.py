@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from keys import services
+from keys.errors import local_time
 from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind
 
 
@@ -29,8 +29,8 @@ def send_key_email(*, key_id: int, kind: str) -> None:
     context = {
         "key": key,
         "car": key.car,
-        "from": services.local_time(key.car, key.valid_from),
-        "until": services.local_time(key.car, key.valid_until),
+        "from": local_time(key.car, key.valid_from),
+        "until": local_time(key.car, key.valid_until),
         "url": _url(key.get_absolute_url()),
         "by": key.issued_by.get_short_name() if key.issued_by else "carshare",
     }

@@ -1,12 +1,13 @@
-"""Using keys: a holder's lock and unlock, the system's unlock at a trip start, the owner's own
-commands (Lock now, an unlock during someone else's trip only by a recorded override, an
-admin's force lock) and the rate limits. A command asked under a key carries the key's window
-end as its own deadline; ending or revoking the key withdraws it (keys.services._key_move), so
-the vehicle worker checks nothing but the command's row.
+"""Using keys: every lock and unlock a person asks of a car. A holder's under their key, the
+owner's own (Lock now, an unlock during someone else's trip only by a recorded override), an
+admin's force lock; and the rate limits. A command asked under a key carries the key's window
+end as its own deadline (keys.commands.key_deadline); ending or revoking the key withdraws it
+(keys.lifecycle.key_move), so the vehicle worker checks nothing but the command's row. The
+system's own commands (the unlock at a trip's start, the end lock) are keys.commands.
 
-Every attempt, allowed or denied, leaves an AuditEntry. An allowed one is recorded in the same
-transaction as its command in the outbox, so neither exists without the other; a denied one in
-a transaction of its own.
+Every attempt, allowed or denied, leaves an AuditEntry (keys.audit). An allowed one is recorded
+in the same transaction as its command in the outbox, so neither exists without the other; a
+denied one in a transaction of its own (audited_refusal).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,60 +24,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from keys import commands as key_commands
+from keys.audit import audit_record, audited_refusal
+from keys.errors import KeyRefused
+from keys.lifecycle import key_open_on_first_use
 from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
-from keys.services import (
-    KeyRefused,
-    audit_denied,
-    audit_record,
-    key_ended_message,
-    key_open_on_first_use,
-    local_time,
-    trip_over_message,
-)
 from vehicles import commands as vehicle_commands
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
 K = KeyStatus
 ACTIONS = (CommandAction.LOCK, CommandAction.UNLOCK)
-
-
-# --- Windows --------------------------------------------------------------------------------
-
-
-def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyRefused | None:
-    """Why this key cannot `action` the car at `now` (None: it can), in the holder's words.
-
-    The car (its time zone) is read only to word a refusal: the worker's last check before
-    every trip-start unlock mostly finds nothing to refuse."""
-    if key.status in (K.REVOKED, K.EXPIRED):
-        return KeyRefused("key_not_active", key_ended_message(key.status))
-    if now < key.valid_from:
-        return KeyRefused(
-            "key_not_active",
-            _("This key works from %(at)s.") % {"at": local_time(key.car, key.valid_from)},
-        )
-    if action == CommandAction.UNLOCK and now >= key.valid_until:
-        if now < key.lock_until:
-            return KeyRefused("key_not_active", trip_over_message(key.car, key.lock_until))
-        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
-    if action == CommandAction.LOCK and now >= key.lock_until:
-        return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
-    return None  # issued keys inside their window are opened on first use (car_command_request)
-
-
-class _Deadline(TypedDict, total=False):
-    """vehicle_command_enqueue's deadline arguments (none for an end lock)."""
-
-    not_after: datetime.datetime
-    late_message: str
-
-
-def _key_deadline(key: DigitalKey, action: str) -> _Deadline:
-    """The command's own deadline under this key: the end of its window for `action`, and
-    the words for a press still queued then (revoking or expiring the key withdraws it)."""
-    at = key.valid_until if action == CommandAction.UNLOCK else key.lock_until
-    refusal = key_refusal(key=key, action=action, now=at)
-    return {"not_after": at, "late_message": str(refusal) if refusal else ""}
 
 
 # --- Rate limits ---------------------------------------------------------------------------
@@ -179,22 +136,16 @@ def car_command_request(
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}")
     if key is not None:
-        return _audited(
-            lambda: _holder_command(key=key, user=user, action=action, via=via),
-            car_id=key.car_id,
-            key=key,
-            actor=user,
-            action=action,
-            via=via,
-        )
+        with audited_refusal(car_id=key.car_id, key=key, actor=user, action=action, via=via):
+            return _holder_command(key=key, user=user, action=action, via=via)
     if car is None:
         raise ValueError("car_command_request() needs the key or the car")
     in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
     audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
     if action == CommandAction.UNLOCK and in_use is not None:
         audited = AuditAction.OVERRIDE_UNLOCK
-    return _audited(
-        lambda: _owner_command(
+    with audited_refusal(car_id=car.pk, key=in_use, actor=user, action=audited, via=via):
+        return _owner_command(
             car=car,
             user=user,
             action=action,
@@ -203,38 +154,14 @@ def car_command_request(
             override=override,
             note=note,
             via=via,
-        ),
-        car_id=car.pk,
-        key=in_use,
-        actor=user,
-        action=audited,
-        via=via,
-    )
-
-
-def _audited(
-    ask: Callable[[], VehicleCommand],
-    *,
-    car_id: int,
-    key: DigitalKey | None,
-    actor: User,
-    action: str,
-    via: str,
-) -> VehicleCommand:
-    """Refuse, audit, re-raise: a refused attempt is recorded (in a transaction of its own,
-    since the command's rolled back) and the refusal goes on to the caller."""
-    try:
-        return ask()
-    except KeyRefused as error:
-        audit_denied(car_id=car_id, key=key, actor=actor, action=action, error=error, via=via)
-        raise
+        )
 
 
 def _holder_command(*, key: DigitalKey, user: User, action: str, via: str) -> VehicleCommand:
     if key.holder_id != user.pk:
         # Access selectors give strangers 404 before this; a guard for other callers.
         raise KeyRefused("not_allowed", _("Only the key's holder can use it."))
-    if refusal := key_refusal(key=key, action=action, now=timezone.now()):
+    if refusal := key_commands.key_refusal(key=key, action=action, now=timezone.now()):
         raise refusal
     return _key_command_record(key=key, user=user, action=action, via=via)
 
@@ -256,7 +183,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
     )
     # The window may be open while the key clock has not come by yet.
     current = key_open_on_first_use(key=current, actor=user)
-    if refusal := key_refusal(key=current, action=action, now=now):
+    if refusal := key_commands.key_refusal(key=current, action=action, now=now):
         raise refusal  # revoked or expired between the check and the lock
     command = _enqueue(
         car_id=current.car_id,
@@ -265,7 +192,7 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
         actor=user,
         key_id=current.pk,
         admit=_unlock_admission(action=action, user=user, car_id=current.car_id),
-        **_key_deadline(current, action),
+        **key_commands.key_deadline(current, action),
     )
     audit_record(
         car_id=current.car_id,
@@ -274,55 +201,6 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
         action=action,
         via=via,
         command_public_id=command.public_id,
-    )
-    return command
-
-
-def system_command(
-    *,
-    key: DigitalKey,
-    action: str,
-    reason: str,
-    not_before: datetime.datetime | None = None,
-) -> VehicleCommand | None:
-    """The trip clock's unlock at the start (or an end lock), inside the caller's transaction;
-    `not_before` stages it for that moment. A car that lost its connection is recorded as a
-    denied attempt, never an exception that would undo the trip's move. An end lock has no
-    deadline; the unlock at the start goes only inside the key's window."""
-    deadline: _Deadline = (
-        {} if reason in vehicle_commands.END_LOCK_REASONS else _key_deadline(key, action)
-    )
-    try:
-        command = vehicle_commands.vehicle_command_enqueue(
-            car_id=key.car_id,
-            action=action,
-            reason=reason,
-            actor=None,
-            key_id=key.pk,
-            not_before=not_before,
-            **deadline,
-        )
-    except vehicle_commands.CommandRefused as error:
-        audit_record(
-            car_id=key.car_id,
-            key=key,
-            actor=None,
-            action=action,
-            code=error.code,
-            detail=str(error),
-            via="system",
-        )
-        return None
-    audit_record(
-        car_id=key.car_id,
-        key=key,
-        actor=None,
-        action=action,
-        via="system",
-        detail=reason,
-        command_public_id=command.public_id,
-        # Asked now, due then: the log keeps both (and shows when the car confirmed it).
-        staged_for=not_before if not_before is not None and not_before > timezone.now() else None,
     )
     return command
 

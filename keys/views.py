@@ -26,10 +26,11 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts.models import User
 from carshare.http import AuthedHtmxRequest, ask_to_confirm, is_confirmed, render_page_or_partial
+from keys import commands as key_commands
 from keys import grants, selectors, use
+from keys.errors import KeyRefused
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
 from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
-from keys.services import KeyRefused
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
 from vehicles.models import Car, CommandAction, VehicleCommand
@@ -73,8 +74,8 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
     too. The reasons come from the same rule the services apply when a button is pressed."""
     now = timezone.now()
     is_holder = key.holder_id == user.pk
-    unlock_refusal = use.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
-    lock_refusal = use.key_refusal(key=key, action=CommandAction.LOCK, now=now)
+    unlock_refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    lock_refusal = key_commands.key_refusal(key=key, action=CommandAction.LOCK, now=now)
     is_open = lock_refusal is None
     shares_trip = is_holder and key.kind == KeyKind.TRIP
     context: dict[str, Any] = {
@@ -175,7 +176,7 @@ def key_car_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
         return redirect(key)
     now = timezone.now()
     context: dict[str, Any] = {"key": key, "car": key.car, "live": False}
-    if use.key_refusal(key=key, action=CommandAction.LOCK, now=now) is None:
+    if key_commands.key_refusal(key=key, action=CommandAction.LOCK, now=now) is None:
         context |= _live_status_context(request.user, key)
     # Once the window has closed the region comes back without its trigger: polling stops.
     return _fragment(request, f"{KEY_PANEL}#key-live", context)

@@ -12,8 +12,7 @@ from unittest.mock import patch
 import pytest
 
 from bookings import services as booking_services
-from keys import endlocks, grants, selectors, services, use
-from keys import tasks as key_tasks
+from keys import endlocks, grants, lifecycle, selectors, tasks_email, use
 from keys.models import EndLock
 from tests.bookings.fixtures_bookings import request_booking
 from tests.factories import RenterFactory, UserFactory
@@ -45,7 +44,7 @@ def check(django_capture_on_commit_callbacks):
 
     def run(end_lock: EndLock) -> tuple[str, list[int]]:
         with (
-            patch.object(key_tasks.send_end_lock_alert, "delay") as alert,
+            patch.object(tasks_email.send_end_lock_alert, "delay") as alert,
             patch.object(vehicle_tasks.run_vehicle_command, "apply_async"),
             django_capture_on_commit_callbacks(execute=True),
         ):
@@ -154,8 +153,8 @@ def test_alerts_go_to_the_owner_the_renter_and_the_admins_once_each(
     run_latest_lock(end_lock)
     assert check(end_lock) == ("waiting+alerted", [1])
 
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)  # delivered again
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)  # delivered again
 
     assert sorted(m.to[0] for m in mailoutbox) == [
         "admin@example.test",
@@ -174,7 +173,7 @@ def test_locked_now_after_the_fault_is_cleared(
     sim.fault(sim_vehicle_id, **DOOR_OPEN)
     run_latest_lock(end_lock)
     assert check(end_lock) == ("waiting+alerted", [1])
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)
     mailoutbox.clear()
 
     sim.http.delete(f"{sim.url}/_sim/vehicles/{sim_vehicle_id}/faults", timeout=10)
@@ -183,8 +182,8 @@ def test_locked_now_after_the_fault_is_cleared(
     assert run_latest_lock(end_lock).confirmed_at is not None
     assert check(end_lock) == ("locked", [0])
 
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
     assert len(mailoutbox) == 3
     assert {m.subject for m in mailoutbox} == {f"The {end_lock.car.title} is locked now"}
     assert fresh(end_lock).status == "locked"
@@ -380,7 +379,7 @@ def test_handed_over_to_a_service_window_booked_before_the_trip(
     check(end_lock)
 
     clock.move_to(service_start, tick=False)
-    services.key_activate(key_id=service_key.pk)
+    lifecycle.key_activate(key_id=service_key.pk)
     # The technician has the car now: locking it on them every three minutes would be wrong.
     assert check(end_lock) == ("handed_over", [])
 

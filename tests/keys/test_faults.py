@@ -28,7 +28,7 @@ from django.utils import timezone
 from bookings import services as booking_services
 from bookings import tasks as booking_tasks
 from carshare.celery import app
-from keys import endlocks, selectors
+from keys import endlocks, selectors, tasks_email
 from keys import tasks as key_tasks
 from keys.models import EndLock
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
@@ -276,7 +276,7 @@ def test_a_car_that_will_not_lock_is_retried_and_everyone_is_told(
         "renter@example.test",
     ]
     assert all(message in m.body for m in mailoutbox if m.subject.startswith("Action needed"))
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)  # delivered again
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=1)  # delivered again
     assert len(alerted(mailoutbox)) == 3
 
     # Every three minutes another LOCK, with no new alert within the hour.
@@ -302,7 +302,7 @@ def test_a_car_that_will_not_lock_is_retried_and_everyone_is_told(
     end_lock.refresh_from_db()
     assert (end_lock.status, end_lock.attempts) == ("locked", 4)
     wait_for(lambda: len(told_locked(mailoutbox)) == 3, what="the locked-now emails")
-    key_tasks.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
+    tasks_email.send_end_lock_alert(end_lock_id=end_lock.pk, number=0)
     assert len(told_locked(mailoutbox)) == 3
     assert sim.vehicle(sim_vehicle_id)["is_locked"] is True
     assert car_log(sim, sim_vehicle_id)[1:] == [("LOCK", f"VEHICLE_STATE:{code}")] * 3 + [

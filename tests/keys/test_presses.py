@@ -16,7 +16,7 @@ from django.http import Http404
 from django.test import Client
 
 from bookings import services as booking_services
-from keys import selectors, services, use
+from keys import errors, selectors, use
 from keys.models import AuditEntry
 from tests.api.conftest import session_token
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
@@ -161,8 +161,8 @@ def unlock_anew(key, user) -> VehicleCommand:
     return use.car_command_request(key=key, user=user, action="unlock")
 
 
-def rate_limited(key, user) -> services.KeyRefused:
-    with pytest.raises(services.KeyRefused) as caught:
+def rate_limited(key, user) -> errors.KeyRefused:
+    with pytest.raises(errors.KeyRefused) as caught:
         unlock_anew(key, user)
     assert caught.value.code == "rate_limited"
     return caught.value
@@ -191,7 +191,7 @@ def test_refused_and_joined_presses_cost_nothing(trip_key, renter, settings, clo
     settings.KEY_UNLOCK_RATE_PER_PERSON = (2, 60)
     clock.move_to(trip_key.valid_from - datetime.timedelta(hours=1), tick=False)
     for _ in range(3):  # too early: refused, and not counted
-        with pytest.raises(services.KeyRefused, match="works from"):
+        with pytest.raises(errors.KeyRefused, match="works from"):
             use.car_command_request(key=trip_key, user=renter, action="unlock")
 
     clock.move_to(trip_key.valid_from, tick=False)

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 
 from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus
-from keys import grants, selectors, services, tasks, use
+from keys import errors, grants, lifecycle, selectors, services, tasks, tasks_email, use
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
@@ -28,9 +28,9 @@ H = datetime.timedelta(hours=1)
 M = datetime.timedelta(minutes=1)
 
 
-def refused(code: str, call: Callable[[], object]) -> services.KeyRefused:
+def refused(code: str, call: Callable[[], object]) -> errors.KeyRefused:
     """Run `call`, which must be refused with `code`; the refusal, for its message."""
-    with pytest.raises(services.KeyRefused) as caught:
+    with pytest.raises(errors.KeyRefused) as caught:
         call()
     assert caught.value.code == code, str(caught.value)
     return caught.value
@@ -321,7 +321,7 @@ def test_the_renter_shares_during_the_trip(
     active_trip_key, renter, co_driver, django_capture_on_commit_callbacks
 ):
     with (
-        patch.object(tasks.send_key_email, "delay") as delay,
+        patch.object(tasks_email.send_key_email, "delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         shared = grants.key_share(key=active_trip_key, user=renter, email="CO@example.test ")
@@ -356,7 +356,7 @@ def test_a_key_for_part_of_the_trip_opens_on_its_own(
         ends_at=starts + H,
     )
     assert shared.status == "issued"
-    assert shared.lock_until == starts + H + services.lock_grace()
+    assert shared.lock_until == starts + H + lifecycle.lock_grace()
     tasks.run_key_clock()
     assert fresh(shared).status == "issued"
     clock.move_to(starts, tick=False)
@@ -415,8 +415,8 @@ def test_an_address_that_cannot_get_the_key_is_invited_once(
         ("nobody@example.test", "sign_up"),
         ("nolicence@example.test", "licence"),
     ]:
-        tasks.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
-        tasks.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
+        tasks_email.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
+        tasks_email.send_share_invitation(key_id=active_trip_key.pk, email=email, remedy=remedy)
     assert [m.to for m in mailoutbox] == [["nobody@example.test"], ["nolicence@example.test"]]
     signup, licence = mailoutbox
     assert "Rick wants to share" in signup.subject
@@ -578,7 +578,7 @@ def test_a_service_key_holds_its_window(connected_car, owner, renter, technician
         "New tyres",
     )
     assert key.booking_id is None
-    assert key.lock_until == start + 2 * H + services.lock_grace()
+    assert key.lock_until == start + 2 * H + lifecycle.lock_grace()
     assert Occupancy.objects.get(service_key=key.pk).period.lower == start
     assert AuditEntry.objects.get(action="issue_service").key == key
     with pytest.raises(booking_services.BookingError) as caught:
@@ -603,7 +603,7 @@ def test_revoking_a_service_key_frees_its_window(
     start = hour_from_now(days=1)
     key = issue_service_key(connected_car, owner, technician, starts_at=start)
     with (
-        patch.object(tasks.send_key_email, "delay") as delay,
+        patch.object(tasks_email.send_key_email, "delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         grants.key_revoke(key=key, user=owner, reason="Garage closed")
@@ -713,9 +713,9 @@ def test_a_booking_and_a_service_key_racing_for_a_window_one_wins(
     winners = [o for o in outcomes if isinstance(o, Booking | DigitalKey)]
     assert len(winners) == 1, outcomes
     losers = [o for o in outcomes if o not in winners]
-    assert all(
-        isinstance(o, booking_services.BookingError | services.KeyRefused) for o in losers
-    ), outcomes
+    assert all(isinstance(o, booking_services.BookingError | errors.KeyRefused) for o in losers), (
+        outcomes
+    )
     assert {o.code for o in losers} == {"not_available"}
     assert Occupancy.objects.filter(car=request_car).count() == 1
     assert DigitalKey.objects.filter(kind="service").count() == sum(
@@ -729,11 +729,11 @@ def test_a_service_window_ends_with_a_lock(connected_car, owner, technician, clo
     clock.move_to(start, tick=False)
     tasks.run_key_clock()
     assert fresh(key).status == "active"
-    assert services.service_window_end(key_id=key.pk) is None  # not over yet
+    assert lifecycle.service_window_end(key_id=key.pk) is None  # not over yet
 
     clock.move_to(start + 2 * H, tick=False)
-    assert services.service_window_end(key_id=key.pk) == key
-    assert services.service_window_end(key_id=key.pk) is None  # once only
+    assert lifecycle.service_window_end(key_id=key.pk) == key
+    assert lifecycle.service_window_end(key_id=key.pk) is None  # once only
     end_lock = EndLock.objects.get(key=key)
     assert (end_lock.command.action, end_lock.command.reason) == ("lock", "service_end")
     assert fresh(key).status == "active"  # locking during the grace
@@ -757,7 +757,7 @@ def test_the_renter_revokes_a_shared_key(shared_key, renter):
 
 def test_the_co_driver_hands_a_key_back(shared_key, co_driver, django_capture_on_commit_callbacks):
     with (
-        patch.object(tasks.send_key_email, "delay") as delay,
+        patch.object(tasks_email.send_key_email, "delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         grants.key_revoke(key=shared_key, user=co_driver)
@@ -836,28 +836,28 @@ def test_every_move_of_a_trip_leaves_an_event(
 
 
 def test_key_activate_is_conditional_and_once(trip_key, clock):
-    assert services.key_activate(key_id=trip_key.pk) is None  # not yet
+    assert lifecycle.key_activate(key_id=trip_key.pk) is None  # not yet
     clock.move_to(trip_key.valid_from, tick=False)
-    assert services.key_activate(key_id=trip_key.pk).status == "active"
-    assert services.key_activate(key_id=trip_key.pk) is None
+    assert lifecycle.key_activate(key_id=trip_key.pk).status == "active"
+    assert lifecycle.key_activate(key_id=trip_key.pk) is None
     assert moves(trip_key) == [("", "issued"), ("issued", "active")]
 
 
 def test_key_expire_is_conditional_and_once(active_trip_key, clock):
     clock.move_to(active_trip_key.lock_until - datetime.timedelta(seconds=1), tick=False)
-    assert services.key_expire(key_id=active_trip_key.pk) is None
+    assert lifecycle.key_expire(key_id=active_trip_key.pk) is None
     clock.move_to(active_trip_key.lock_until, tick=False)
-    assert services.key_expire(key_id=active_trip_key.pk).status == "expired"
-    assert services.key_expire(key_id=active_trip_key.pk) is None
+    assert lifecycle.key_expire(key_id=active_trip_key.pk).status == "expired"
+    assert lifecycle.key_expire(key_id=active_trip_key.pk) is None
     assert moves(active_trip_key).count(("active", "expired")) == 1
 
 
 def test_a_revoked_key_is_neither_opened_nor_expired(confirmed_booking, trip_key, renter, clock):
     booking_services.booking_cancel(booking=confirmed_booking, user=renter)
     clock.move_to(trip_key.valid_from, tick=False)
-    assert services.key_activate(key_id=trip_key.pk) is None
+    assert lifecycle.key_activate(key_id=trip_key.pk) is None
     clock.move_to(trip_key.lock_until, tick=False)
-    assert services.key_expire(key_id=trip_key.pk) is None
+    assert lifecycle.key_expire(key_id=trip_key.pk) is None
     assert fresh(trip_key).status == "revoked"
 
 
@@ -901,19 +901,19 @@ def _snapshot() -> dict[str, object]:
 def test_keys_due_lists_each_job(connected_car, owner, technician, clock):
     start = hour_from_now(days=1)
     key = issue_service_key(connected_car, owner, technician, starts_at=start)
-    assert services.keys_due(now=start - M) == {
+    assert lifecycle.keys_due(now=start - M) == {
         "activate": [],
         "end_service": [],
         "expire": [],
         "end_service_soon": [],
     }
-    assert services.keys_due(now=start)["activate"] == [key.pk]
-    soon = services.keys_due(now=start + 2 * H - 10 * datetime.timedelta(seconds=1))[
+    assert lifecycle.keys_due(now=start)["activate"] == [key.pk]
+    soon = lifecycle.keys_due(now=start + 2 * H - 10 * datetime.timedelta(seconds=1))[
         "end_service_soon"
     ]
     assert soon == [(key.pk, start + 2 * H)]
-    assert services.keys_due(now=start + 2 * H)["end_service"] == [key.pk]
-    assert services.keys_due(now=key.lock_until)["expire"] == [key.pk]
+    assert lifecycle.keys_due(now=start + 2 * H)["end_service"] == [key.pk]
+    assert lifecycle.keys_due(now=key.lock_until)["expire"] == [key.pk]
 
 
 def test_first_use_opens_an_issued_key_in_its_window(

@@ -9,7 +9,7 @@ import pytest
 from django.db import DatabaseError, transaction
 
 from bookings import services as booking_services
-from keys import grants, selectors, services, use
+from keys import errors, grants, lifecycle, selectors, use
 from keys.models import AuditEntry, DigitalKey
 from vehicles import commands
 from vehicles import tasks as vehicle_tasks
@@ -21,8 +21,8 @@ H = datetime.timedelta(hours=1)
 M = datetime.timedelta(minutes=1)
 
 
-def refused(code: str, call) -> services.KeyRefused:
-    with pytest.raises(services.KeyRefused) as caught:
+def refused(code: str, call) -> errors.KeyRefused:
+    with pytest.raises(errors.KeyRefused) as caught:
         call()
     assert caught.value.code == code, str(caught.value)
     return caught.value
@@ -91,9 +91,9 @@ def test_before_the_window_says_when_it_opens(trip_key, renter, clock):
         )
         assert (
             str(error)
-            == f"This key works from {services.local_time(trip_key.car, trip_key.valid_from)}."
+            == f"This key works from {errors.local_time(trip_key.car, trip_key.valid_from)}."
         )
-    assert services.local_time(trip_key.car, trip_key.valid_from) in str(error)
+    assert errors.local_time(trip_key.car, trip_key.valid_from) in str(error)
     assert not VehicleCommand.objects.exists()
     assert AuditEntry.objects.filter(allowed=False, code="key_not_active").count() == 2
 
@@ -101,7 +101,7 @@ def test_before_the_window_says_when_it_opens(trip_key, renter, clock):
 def test_the_local_time_is_the_cars(trip_key):
     trip_key.car.time_zone = "Europe/Amsterdam"
     at = datetime.datetime(2030, 7, 1, 12, 0, tzinfo=datetime.UTC)  # 14:00 in summer
-    assert services.local_time(trip_key.car, at) == "01 Jul 14:00"
+    assert errors.local_time(trip_key.car, at) == "01 Jul 14:00"
 
 
 def test_after_the_trip_only_locking_during_the_grace(
@@ -112,7 +112,7 @@ def test_after_the_trip_only_locking_during_the_grace(
         "key_not_active",
         lambda: use.car_command_request(key=active_trip_key, user=renter, action="unlock"),
     )
-    until = services.local_time(active_trip_key.car, active_trip_key.lock_until)
+    until = errors.local_time(active_trip_key.car, active_trip_key.lock_until)
     assert str(error) == f"The trip is over: you can only lock the car, until {until}."
     assert use.car_command_request(key=active_trip_key, user=renter, action="lock").action == "lock"
 
@@ -135,7 +135,7 @@ def test_an_expired_or_revoked_key_says_so(active_trip_key, shared_key, renter, 
     )
     assert str(error) == "This key was revoked."
     clock.move_to(active_trip_key.lock_until, tick=False)
-    services.key_expire(key_id=active_trip_key.pk)
+    lifecycle.key_expire(key_id=active_trip_key.pk)
     error = refused(
         "key_not_active",
         lambda: use.car_command_request(
@@ -318,7 +318,7 @@ def test_the_guard_refuses_an_unlock_whose_window_closed_meanwhile(
 def test_the_guard_refuses_commands_of_expired_keys(active_trip_key, renter, clock):
     lock = use.car_command_request(key=active_trip_key, user=renter, action="lock")
     clock.move_to(active_trip_key.lock_until, tick=False)
-    services.key_expire(key_id=active_trip_key.pk)
+    lifecycle.key_expire(key_id=active_trip_key.pk)
     lock.refresh_from_db()  # withdrawn with the key, in the same transaction
     assert commands.command_refusal(lock, active_trip_key.lock_until) == "This key has expired."
 
@@ -339,7 +339,7 @@ def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, 
         car=connected_car, user=owner, email=technician.email, starts_at=start, ends_at=start + H
     )
     clock.move_to(start + H, tick=False)
-    services.service_window_end(key_id=key.pk)
+    lifecycle.service_window_end(key_id=key.pk)
     grants.key_revoke(key=key, user=owner)
     lock = VehicleCommand.objects.get(reason="service_end")
     assert commands.command_refusal(lock, start + 5 * H) is None

@@ -1,0 +1,75 @@
+"""Celery tasks that send the key emails, each at most once however often it is delivered.
+
+Apart from keys.tasks (the key clock) because the services that give keys, take them back and
+lock cars at the end of a window queue these, while the key clock's tasks call those services:
+here, below all of them, the emails need nothing of keys but keys.notifications. Their names
+are the ones they had in keys.tasks, so an email queued under that name still goes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from celery import shared_task
+
+from carshare import once
+from keys import notifications
+
+MAIL_TRANSIENT = once.MAIL_TRANSIENT
+
+
+@shared_task(
+    name="keys.tasks.send_key_email",
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_key_email(key_id: int, kind: str) -> None:
+    """Tell a co-driver or technician that they were given a key (or that it was revoked)."""
+    once.send_once(
+        f"keys:email:{key_id}:{kind}",
+        lambda: notifications.send_key_email(key_id=key_id, kind=kind),
+    )
+
+
+@shared_task(
+    name="keys.tasks.send_share_invitation",
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_share_invitation(key_id: int, email: str, remedy: str) -> None:
+    """Tell someone a renter tried to share a trip key with them and what they need first
+    (an account, a verified email, a licence). At most once per trip key and address, so
+    pressing Share again does not flood a stranger's inbox."""
+    once.send_once(
+        f"keys:share-invite:{key_id}:{email.lower()}",
+        lambda: notifications.send_share_invitation(key_id=key_id, email=email, remedy=remedy),
+    )
+
+
+@shared_task(
+    name="keys.tasks.send_end_lock_alert",
+    autoretry_for=MAIL_TRANSIENT,
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_end_lock_alert(end_lock_id: int, number: int) -> None:
+    """Alert `number` (1, 2, ...) that a car would not lock at the end of its window, to the
+    owner, the key holder and the admins; number 0 says it is locked now. Once each."""
+    for recipient in notifications.end_lock_recipients(end_lock_id=end_lock_id):
+        once.send_once(
+            f"keys:endlock:{end_lock_id}:{number}:{recipient}",
+            functools.partial(
+                notifications.send_end_lock_alert,
+                end_lock_id=end_lock_id,
+                number=number,
+                recipient=recipient,
+            ),
+        )
