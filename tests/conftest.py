@@ -1,9 +1,15 @@
-"""Personas and shared fixtures. Tests talk to real PostgreSQL and Redis."""
+"""Personas and shared fixtures. Tests talk to real PostgreSQL and Redis.
+
+Every persona is defined here, once; a test that needs someone different asks for a fixture
+whose name says what differs (never a second `owner` or `technician`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
 from accounts.models import User
 from tests.factories import CarFactory, RenterFactory, UserFactory
@@ -49,6 +55,27 @@ def stranger(db) -> User:
 
 
 @pytest.fixture
+def technician(db) -> User:
+    """A registered, verified person the owner gives a service key to; nothing more (no
+    driving licence: a service key needs none)."""
+    return UserFactory(email="tech@example.test", name="Ted Technician")
+
+
+@pytest.fixture
+def co_driver(db) -> User:
+    """A verified renter with a valid licence whom the renter can share the trip key with."""
+    return RenterFactory(email="co@example.test", name="Cleo Codriver")
+
+
+@pytest.fixture
+def admin(db) -> User:
+    """carshare's staff: signs in to the admin, revokes any key, hears about failed end locks."""
+    return UserFactory(
+        email="admin@example.test", name="Ada Admin", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
 def car(owner: User) -> Car:
     return CarFactory(owner=owner)
 
@@ -67,9 +94,62 @@ def owner_client(client, owner):
 
 
 @pytest.fixture
+def renter_client(client, renter):
+    client.force_login(renter)
+    return client
+
+
+@pytest.fixture
 def stranger_client(client, stranger):
     client.force_login(stranger)
     return client
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    client.force_login(admin)
+    return client
+
+
+# --- The API's session tokens, from allauth headless ----------------------------------------
+
+PASSWORD = "correct-horse-battery"  # what UserFactory gives every user
+
+
+def session_token(client: Client, user: User) -> str:
+    """Sign in as an app would and return the session token allauth hands out."""
+    response = client.post(
+        "/_allauth/app/v1/auth/login",
+        {"email": user.email, "password": PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["meta"]["session_token"]
+
+
+@pytest.fixture
+def token_for(db) -> Callable[[User], dict[str, str]]:
+    """Headers that authenticate as `user`, from a fresh client so no cookie tags along."""
+
+    def headers(user: User) -> dict[str, str]:
+        return {"X-Session-Token": session_token(Client(), user)}
+
+    return headers
+
+
+@pytest.fixture
+def owner_auth(token_for, owner) -> dict[str, str]:
+    return token_for(owner)
+
+
+@pytest.fixture
+def renter_auth(token_for, renter) -> dict[str, str]:
+    return token_for(renter)
+
+
+@pytest.fixture
+def stranger_auth(token_for, stranger) -> dict[str, str]:
+    return token_for(stranger)
 
 
 # --- The vehicle cloud: the simulator as a real process ------------------------------------

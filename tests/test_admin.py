@@ -14,25 +14,18 @@ from django.urls import reverse
 from bookings import services as booking_services
 from keys import grants
 from keys.models import DigitalKey
-from tests.factories import RenterFactory, UserFactory
 from vehicles import commands as vehicle_commands
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client):
-    client.force_login(UserFactory(email="staff@example.test", is_staff=True, is_superuser=True))
-    return client
-
-
-@pytest.fixture
-def every_kind_of_row(active_booking, renter, owner, clock):
+def every_kind_of_row(active_booking, renter, co_driver, owner, clock):
     """A trip under way with a co-driver, an owner block, then the trip's end (an end lock and
     its LOCK command) and the car's status row: at least one row for every admin."""
     car = active_booking.car
     trip_key = DigitalKey.objects.get(booking_id=active_booking.pk, kind="trip")
-    grants.key_share(key=trip_key, user=renter, email=RenterFactory(email="co@example.test").email)
+    grants.key_share(key=trip_key, user=renter, email=co_driver.email)
     later = active_booking.ends_at + datetime.timedelta(days=2)
     booking_services.block_create(
         car=car, user=owner, starts_at=later, ends_at=later + datetime.timedelta(hours=3),
@@ -44,20 +37,20 @@ def every_kind_of_row(active_booking, renter, owner, clock):
     return active_booking
 
 
-def test_every_changelist_and_change_page_opens(staff_client, every_kind_of_row):
+def test_every_changelist_and_change_page_opens(admin_client, every_kind_of_row):
     for model, model_admin in admin.site._registry.items():
         meta = model._meta
         url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
-        response = staff_client.get(url)
+        response = admin_client.get(url)
         assert response.status_code == 200, url
         row = model_admin.get_queryset(response.wsgi_request).first()
         if row is not None:
             change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk])
-            assert staff_client.get(change).status_code == 200, change
+            assert admin_client.get(change).status_code == 200, change
 
 
-def test_lists_are_named_with_real_plurals(staff_client, every_kind_of_row):
-    html = staff_client.get(reverse("admin:index")).content.decode()
+def test_lists_are_named_with_real_plurals(admin_client, every_kind_of_row):
+    html = admin_client.get(reverse("admin:index")).content.decode()
     assert "Audit entries" in html
     assert "Vehicle statuses" in html
     assert not re.search(r"\b\w+(entrys|statuss)\b", html, re.I)
@@ -72,13 +65,13 @@ def test_lists_are_named_with_real_plurals(staff_client, every_kind_of_row):
         "admin:keys_digitalkey_changelist",
     ],
 )
-def test_periods_show_in_the_cars_zone(staff_client, every_kind_of_row, changelist):
+def test_periods_show_in_the_cars_zone(admin_client, every_kind_of_row, changelist):
     """A car in Amsterdam: its trip, hold, block and key windows read in Amsterdam time with
     its offset, not as a range's UTC bounds."""
     car = every_kind_of_row.car
     assert car.time_zone == "Europe/Amsterdam"
     zone = zoneinfo.ZoneInfo(car.time_zone)
-    html = staff_client.get(reverse(changelist)).content.decode()
+    html = admin_client.get(reverse(changelist)).content.decode()
     assert "+00:00" not in html
     assert "UTC" not in html
     assert "DateTimeTZRange" not in html
@@ -91,7 +84,7 @@ def test_periods_show_in_the_cars_zone(staff_client, every_kind_of_row, changeli
         assert offset != "+00:00"
 
 
-def test_admin_actions_speak_in_the_cars_zone(staff_client, every_kind_of_row):
+def test_admin_actions_speak_in_the_cars_zone(admin_client, every_kind_of_row):
     """The reason page of "Cancel with a reason" lists the trip in the car's time."""
     booking = booking_services.booking_request(
         renter=every_kind_of_row.renter,
@@ -99,7 +92,7 @@ def test_admin_actions_speak_in_the_cars_zone(staff_client, every_kind_of_row):
         starts_at=every_kind_of_row.ends_at + datetime.timedelta(days=5),
         ends_at=every_kind_of_row.ends_at + datetime.timedelta(days=5, hours=2),
     )
-    response = staff_client.post(
+    response = admin_client.post(
         reverse("admin:bookings_booking_changelist"),
         {"action": "cancel_with_reason", "_selected_action": [booking.pk]},
     )

@@ -24,7 +24,7 @@ from tests.api.conftest import session_token
 from tests.api.helpers import assert_error
 from tests.api.test_errors import FUZZ, assert_handled, json_values
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
-from tests.factories import CarFactory, RenterFactory, UserFactory
+from tests.factories import CarFactory, UserFactory
 from tests.vehicles.fixtures_cloud import connect_car
 from vehicles.models import Car, CommandStatus, VehicleCommand
 
@@ -63,21 +63,6 @@ def auth(user) -> dict[str, str]:
 
 def trip_key(booking: Booking) -> DigitalKey:
     return DigitalKey.objects.get(booking_id=booking.pk, kind=KeyKind.TRIP)
-
-
-@pytest.fixture
-def renter_auth(renter) -> dict[str, str]:
-    return auth(renter)
-
-
-@pytest.fixture
-def co_driver(db):
-    return RenterFactory(email="co@example.test", name="Cora Codriver")
-
-
-@pytest.fixture
-def technician(db):
-    return RenterFactory(email="tech@example.test", name="Tom Technician")
 
 
 # --- Using a key ----------------------------------------------------------------------------
@@ -298,7 +283,7 @@ def test_share_then_the_co_driver_unlocks_until_the_key_is_revoked(
     assert listed.status_code == 200, listed.content
     [shared] = listed.json()
     assert (shared["kind"], shared["status"], shared["state"]) == ("shared", "active", "active")
-    assert shared["holder"] == {"name": "Cora", "email": co_driver.email}
+    assert shared["holder"] == {"name": "Cleo", "email": co_driver.email}
     assert shared["shared_by"] == {"name": "Rick"}
     assert shared["booking_id"] == str(active_booking.public_id)
     mine = client.get("/api/v1/keys", headers=co_auth).json()["results"]

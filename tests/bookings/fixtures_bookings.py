@@ -1,6 +1,7 @@
 """Booking fixtures (a pytest plugin, loaded for every folder by tests/conftest.py): bookings
-in each reachable state, made through the services on a car connected to the real simulator
-(only connected cars can be booked)."""
+in each reachable state, made through the services on a connected car (only connected cars can
+be booked). The car is connected to the real simulator only when the test drives it (see
+`bookable_car`); booking, confirming and starting a trip only write rows and queue work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from bookings import services
 from bookings.models import Booking, BookingStatus
+from tests.factories import VehicleConnectionFactory
 from vehicles.models import Car
 
 B = BookingStatus
@@ -41,18 +43,38 @@ def clock(time_machine):
     return time_machine
 
 
+# The fixtures that point the app at the simulator: a test closing over any of them drives the
+# car, and its bookings are made on the simulator-connected car.
+VEHICLE_CLOUD_FIXTURES = ("sim", "connected_car", "sim_vehicle_id")
+
+
 @pytest.fixture
-def request_car(connected_car: Car) -> Car:
+def bookable_car(request: pytest.FixtureRequest, car: Car) -> Car:
+    """The owner's car, connected, as the booking fixtures book it.
+
+    A booking needs a connected car, not a vehicle cloud: by default the car gets a healthy
+    connection row with no vehicle behind it, so no simulator starts and nothing may call it
+    (a call would fail the test). A test that asks for the vehicle cloud (`sim`,
+    `connected_car`, `sim_vehicle_id`) books its simulator-connected car instead, so the trip's
+    unlock and end lock reach a vehicle; tests/keys/conftest.py always does."""
+    if any(name in request.fixturenames for name in VEHICLE_CLOUD_FIXTURES):
+        return request.getfixturevalue("connected_car")
+    VehicleConnectionFactory(car=car)
+    return car
+
+
+@pytest.fixture
+def request_car(bookable_car: Car) -> Car:
     """A connected car whose owner answers requests (not instant-book)."""
-    connected_car.instant_book = False
-    connected_car.save(update_fields=["instant_book"])
-    return connected_car
+    bookable_car.instant_book = False
+    bookable_car.save(update_fields=["instant_book"])
+    return bookable_car
 
 
 @pytest.fixture
-def instant_car(connected_car: Car) -> Car:
-    assert connected_car.instant_book  # the factory's default
-    return connected_car
+def instant_car(bookable_car: Car) -> Car:
+    assert bookable_car.instant_book  # the factory's default
+    return bookable_car
 
 
 @pytest.fixture

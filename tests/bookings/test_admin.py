@@ -24,28 +24,17 @@ def at(days: float, hour: int = 10) -> datetime.datetime:
 
 
 @pytest.fixture
-def admin_user(db):
-    return UserFactory(email="admin@example.test", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def confirmed(connected_car: Car, renter) -> Booking:
+def confirmed(instant_car: Car, renter) -> Booking:
     return services.booking_request(
-        renter=renter, car=connected_car, starts_at=at(3), ends_at=at(3, hour=16)
+        renter=renter, car=instant_car, starts_at=at(3), ends_at=at(3, hour=16)
     )
 
 
 @pytest.fixture
-def block(connected_car: Car) -> CarBlock:
+def block(bookable_car: Car) -> CarBlock:
     return services.block_create(
-        car=connected_car,
-        user=connected_car.owner,
+        car=bookable_car,
+        user=bookable_car.owner,
         starts_at=at(8),
         ends_at=at(9),
         reason="maintenance",
@@ -113,9 +102,7 @@ def test_cancel_without_a_reason_asks_again(admin_client, confirmed):
     assert confirmed.status == B.CONFIRMED
 
 
-def test_cancel_goes_through_the_service_with_the_admin_as_actor(
-    admin_client, admin_user, confirmed
-):
+def test_cancel_goes_through_the_service_with_the_admin_as_actor(admin_client, admin, confirmed):
     response = cancel_action(admin_client, [confirmed], apply="yes", reason="Car reported stolen")
 
     assert response.status_code == 302
@@ -124,7 +111,7 @@ def test_cancel_goes_through_the_service_with_the_admin_as_actor(
     assert (confirmed.cancellation_fee, confirmed.refund) == (0, confirmed.price)
     last = confirmed.events.order_by("pk").last()
     assert (last.actor, last.old_status, last.new_status, last.reason) == (
-        admin_user,
+        admin,
         "confirmed",
         "cancelled",
         "Car reported stolen",

@@ -23,7 +23,6 @@ from tests.api.conftest import session_token
 from tests.api.helpers import assert_error
 from tests.api.test_errors import FUZZ, assert_handled, json_values
 from tests.factories import CarFactory, RenterFactory
-from tests.vehicles.fixtures_cloud import connect_car
 from vehicles.models import Car
 
 B = BookingStatus
@@ -64,36 +63,13 @@ def book(car: Car, renter, days: float = 3, hours: int = 4) -> Booking:
 
 
 @pytest.fixture
-def renter_auth(renter) -> dict[str, str]:
-    return {"X-Session-Token": session_token(Client(), renter)}
-
-
-@pytest.fixture
-def owner_auth(owner) -> dict[str, str]:
-    return {"X-Session-Token": session_token(Client(), owner)}
-
-
-@pytest.fixture
-def stranger_auth(stranger) -> dict[str, str]:
-    return {"X-Session-Token": session_token(Client(), stranger)}
-
-
-@pytest.fixture
-def request_car(connected_car: Car) -> Car:
-    """The owner answers requests for this one."""
-    connected_car.instant_book = False
-    connected_car.save(update_fields=["instant_book"])
-    return connected_car
-
-
-@pytest.fixture
 def requested(request_car: Car, renter) -> Booking:
     return book(request_car, renter)
 
 
 @pytest.fixture
-def confirmed(connected_car: Car, renter) -> Booking:
-    booking = book(connected_car, renter)
+def confirmed(instant_car: Car, renter) -> Booking:
+    booking = book(instant_car, renter)
     assert booking.status == B.CONFIRMED  # an instant-book car
     return booking
 
@@ -101,19 +77,19 @@ def confirmed(connected_car: Car, renter) -> Booking:
 # --- POST /bookings -------------------------------------------------------------------------
 
 
-def test_booking_an_instant_car_is_confirmed_at_once(client, connected_car, renter_auth):
+def test_booking_an_instant_car_is_confirmed_at_once(client, instant_car, renter_auth):
     starts_at = at(3)
     ends_at = starts_at + datetime.timedelta(hours=26)
 
     response = client.post(
-        BOOKINGS, body(connected_car, starts_at, ends_at), content_type=JSON, headers=renter_auth
+        BOOKINGS, body(instant_car, starts_at, ends_at), content_type=JSON, headers=renter_auth
     )
 
     assert response.status_code == 201, response.content
     data = response.json()
     booking = Booking.objects.get(public_id=data["id"])
     assert data["status"] == "confirmed"
-    assert data["car"]["id"] == str(connected_car.public_id)
+    assert data["car"]["id"] == str(instant_car.public_id)
     assert data["role"] == "renter"
     assert data["actions"] == ["cancel"]
     # One day at 50.00 plus two hours at 8.00, fixed on the booking.
@@ -145,8 +121,8 @@ def test_a_request_waits_for_the_owner_until_respond_by(client, request_car, ren
 
 
 @pytest.mark.parametrize("field", ["starts_at", "ends_at"])
-def test_a_time_without_an_offset_is_refused(client, connected_car, renter_auth, field):
-    payload = body(connected_car, at(3), at(3, hour=14))
+def test_a_time_without_an_offset_is_refused(client, instant_car, renter_auth, field):
+    payload = body(instant_car, at(3), at(3, hour=14))
     payload[field] = payload[field].removesuffix("Z")
 
     response = client.post(BOOKINGS, payload, content_type=JSON, headers=renter_auth)
@@ -161,8 +137,8 @@ def test_a_time_without_an_offset_is_refused(client, connected_car, renter_auth,
     ["tomorrow", "", "2026-13-01T10:00Z", "1999-12-31T10:00:00Z", "9999-12-31T23:59:59-14:00",
      "0001-01-01T00:00:00+14:00", 1_800_000_000, None, ["2030-01-01T10:00Z"], {"at": 1}],
 )  # fmt: skip
-def test_odd_times_are_a_field_error(client, connected_car, renter_auth, value):
-    payload = body(connected_car, at(3), at(3, hour=14)) | {"starts_at": value}
+def test_odd_times_are_a_field_error(client, instant_car, renter_auth, value):
+    payload = body(instant_car, at(3), at(3, hour=14)) | {"starts_at": value}
 
     response = client.post(BOOKINGS, payload, content_type=JSON, headers=renter_auth)
 
@@ -192,10 +168,10 @@ def test_overlapping_times_are_409_not_available(client, confirmed, renter_auth)
     ],
 )
 def test_each_rule_is_a_400_with_its_code(
-    client, connected_car, renter_auth, owner_auth, change, code
+    client, instant_car, renter_auth, owner_auth, change, code
 ):
-    connected_car.max_duration_days = 7
-    connected_car.save(update_fields=["max_duration_days"])
+    instant_car.max_duration_days = 7
+    instant_car.save(update_fields=["max_duration_days"])
     starts_at = at(change.get("days", 3)) if "days" in change and change["days"] < 0 else at(3)
     ends_at = starts_at + (
         datetime.timedelta(days=30)
@@ -205,14 +181,14 @@ def test_each_rule_is_a_400_with_its_code(
     headers = owner_auth if change.get("own_car") else renter_auth
 
     response = client.post(
-        BOOKINGS, body(connected_car, starts_at, ends_at), content_type=JSON, headers=headers
+        BOOKINGS, body(instant_car, starts_at, ends_at), content_type=JSON, headers=headers
     )
 
     assert_error(response, 400, code)
 
 
-def test_a_renter_without_a_licence_is_400_no_licence(client, connected_car, stranger_auth):
-    payload = body(connected_car, at(3), at(3, hour=14))
+def test_a_renter_without_a_licence_is_400_no_licence(client, instant_car, stranger_auth):
+    payload = body(instant_car, at(3), at(3, hour=14))
 
     error = assert_error(
         client.post(BOOKINGS, payload, content_type=JSON, headers=stranger_auth), 400, "no_licence"
@@ -238,8 +214,8 @@ def test_an_unknown_or_unlisted_car_is_404(client, car, renter_auth):
         assert_error(response, 404, "not_found")
 
 
-def test_booking_needs_a_session_token(client, connected_car):
-    response = client.post(BOOKINGS, body(connected_car, at(3), at(3, hour=14)), content_type=JSON)
+def test_booking_needs_a_session_token(client, instant_car):
+    response = client.post(BOOKINGS, body(instant_car, at(3), at(3, hour=14)), content_type=JSON)
 
     assert_error(response, 401, "not_authenticated")
     assert_error(client.get(BOOKINGS), 401, "not_authenticated")
@@ -249,12 +225,11 @@ def test_booking_needs_a_session_token(client, connected_car):
 
 
 def test_the_list_shows_mine_as_renter_and_as_owner(
-    client, sim, owner, renter, request_car, renter_auth, owner_auth, stranger_auth
+    client, owner, renter, request_car, renter_auth, owner_auth, stranger_auth
 ):
     as_renter = book(request_car, renter, days=3)
     # The owner also rents someone else's car.
-    other_car = CarFactory()
-    connect_car(sim, other_car, is_locked=False)
+    other_car = CarFactory(connected=True)
     owner.licence_number, owner.licence_country = "NL1", "NL"
     owner.licence_expires_on = datetime.date.today() + datetime.timedelta(days=900)  # noqa: DTZ011
     owner.save()
@@ -683,11 +658,10 @@ RACERS = 20
 
 
 @pytest.mark.django_db(transaction=True)
-def test_overlapping_requests_at_once_exactly_one_wins(sim, owner):
+def test_overlapping_requests_at_once_exactly_one_wins(owner):
     """RACERS renters post overlapping trips for one car at the same moment, each through its
     own Client, thread and PostgreSQL connection: one 201, every other a 409 not_available."""
-    car = CarFactory(owner=owner, instant_book=False)
-    connect_car(sim, car, is_locked=False)
+    car = CarFactory(owner=owner, instant_book=False, connected=True)
     renters = [RenterFactory() for _ in range(4)]
     tokens = [session_token(Client(), renter) for renter in renters]
     base = at(5)

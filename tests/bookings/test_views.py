@@ -45,12 +45,6 @@ def assert_varies_on_htmx(response) -> None:
     assert "HX-Request" in response.get("Vary", "")
 
 
-@pytest.fixture
-def renter_client(client, renter):
-    client.force_login(renter)
-    return client
-
-
 # --- the car page: booking form, quote, availability -----------------------------------------
 
 

@@ -34,9 +34,9 @@ def test_owner_approves_and_the_renter_sees_the_trip_confirmed(
     live_server,
     owner,
     renter,
-    connected_car,
+    bookable_car,
 ) -> None:
-    car = connected_car
+    car = bookable_car
     car.instant_book = False
     car.save(update_fields=["instant_book"])
     zone = zoneinfo.ZoneInfo(car.time_zone)

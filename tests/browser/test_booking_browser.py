@@ -26,8 +26,8 @@ def sign_in(page: Page, base_url: str, email: str) -> None:
     expect(page.get_by_role("button", name=re.compile("Sign out", re.I))).to_be_visible()
 
 
-def test_renter_books_an_instant_car(page: Page, live_server, renter, connected_car) -> None:
-    car = connected_car
+def test_renter_books_an_instant_car(page: Page, live_server, renter, instant_car) -> None:
+    car = instant_car
     assert car.instant_book
     zone = zoneinfo.ZoneInfo(car.time_zone)
     starts_at = (timezone.now() + datetime.timedelta(days=2)).astimezone(zone)

@@ -29,11 +29,11 @@ def sign_in(page: Page, base_url: str, email: str) -> None:
 
 
 def test_an_open_trip_page_turns_active_at_the_start(
-    page: Page, live_server, settings, renter, connected_car, time_machine
+    page: Page, live_server, settings, renter, instant_car, time_machine
 ) -> None:
     settings.BOOKING_PAGE_POLL_SECONDS = 1  # the page asks every second: the test stays short
     starts_at = (timezone.now() + datetime.timedelta(minutes=10)).replace(microsecond=0)
-    booking = request_booking(connected_car, renter, starts_at=starts_at, hours=2)
+    booking = request_booking(instant_car, renter, starts_at=starts_at, hours=2)
     assert booking.status == BookingStatus.CONFIRMED  # instant book
 
     sign_in(page, live_server.url, renter.email)

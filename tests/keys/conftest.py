@@ -1,4 +1,6 @@
-"""Key personas and keys in each reachable state, made through the services (never factories)."""
+"""Keys in each reachable state, made through the services (never factories), on bookings of a
+car connected to the simulator: keys open and lock cars. The personas (technician, co_driver,
+admin) are tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -8,24 +10,14 @@ from accounts.models import User
 from bookings.models import Booking
 from keys import grants, selectors
 from keys.models import DigitalKey
-from tests.factories import RenterFactory, UserFactory
+from vehicles.models import Car
 
 
 @pytest.fixture
-def technician(db) -> User:
-    """A registered, verified person the owner gives a service key to; nothing more."""
-    return UserFactory(email="tech@example.test", name="Tina Technician")
-
-
-@pytest.fixture
-def co_driver(db) -> User:
-    """A verified renter with a valid licence whom the renter can share the trip key with."""
-    return RenterFactory(email="co@example.test", name="Cora Codriver")
-
-
-@pytest.fixture
-def admin(db) -> User:
-    return UserFactory(email="admin@example.test", name="Ada Admin", is_staff=True)
+def bookable_car(connected_car: Car) -> Car:
+    """Every booking here is on the simulator-connected car, whether or not the test names the
+    simulator: a key's unlock, lock and end lock reach a vehicle."""
+    return connected_car
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from keys import grants
 from keys.models import AuditEntry, DigitalKey, KeyStatus
-from tests.factories import RenterFactory, UserFactory
 from vehicles.models import VehicleCommand
 
 KEYS = "/admin/keys/digitalkey/"
@@ -17,20 +16,8 @@ END_LOCKS = "/admin/keys/endlock/"
 
 
 @pytest.fixture
-def admin_user(db):
-    return UserFactory(email="admin@example.test", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def shared_key(active_booking, renter) -> DigitalKey:
+def shared_key(active_booking, renter, co_driver) -> DigitalKey:
     trip_key = DigitalKey.objects.get(booking_id=active_booking.pk, kind="trip")
-    co_driver = RenterFactory(email="co@example.test")
     return grants.key_share(key=trip_key, user=renter, email=co_driver.email)
 
 
@@ -50,9 +37,7 @@ def test_nothing_can_be_added_changed_or_deleted(admin_client, shared_key):
     assert response.status_code == 403
 
 
-def test_revoke_asks_for_a_reason_then_revokes_through_the_service(
-    admin_client, admin_user, shared_key
-):
+def test_revoke_asks_for_a_reason_then_revokes_through_the_service(admin_client, admin, shared_key):
     data = {"action": "revoke_with_reason", ACTION_CHECKBOX_NAME: [shared_key.pk]}
     page = admin_client.post(KEYS, data)
     assert page.status_code == 200
@@ -63,18 +48,18 @@ def test_revoke_asks_for_a_reason_then_revokes_through_the_service(
     admin_client.post(KEYS, data | {"apply": "yes", "reason": "Reported lost phone"})
     shared_key.refresh_from_db()
     assert shared_key.status == KeyStatus.REVOKED
-    assert shared_key.revoked_by == admin_user
+    assert shared_key.revoked_by == admin
     event = shared_key.events.last()
-    assert event.actor == admin_user
+    assert event.actor == admin
     assert event.reason == "Reported lost phone"
-    assert AuditEntry.objects.filter(key=shared_key, action="revoke", actor=admin_user).exists()
+    assert AuditEntry.objects.filter(key=shared_key, action="revoke", actor=admin).exists()
 
 
-def test_lock_action_queues_an_admin_lock_and_audits_it(admin_client, admin_user, shared_key):
+def test_lock_action_queues_an_admin_lock_and_audits_it(admin_client, admin, shared_key):
     admin_client.post(KEYS, {"action": "lock_cars", ACTION_CHECKBOX_NAME: [shared_key.pk]})
-    command = VehicleCommand.objects.filter(actor=admin_user).get()
+    command = VehicleCommand.objects.filter(actor=admin).get()
     assert command.action == "lock"
     assert command.reason == "admin"
-    audit = AuditEntry.objects.get(actor=admin_user)
+    audit = AuditEntry.objects.get(actor=admin)
     assert audit.via == "admin"
     assert audit.allowed

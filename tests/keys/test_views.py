@@ -67,16 +67,6 @@ def lock_button(html: str) -> str:
 
 
 @pytest.fixture
-def co_driver(db):
-    return RenterFactory(email="co@example.test", name="Cleo Codriver")
-
-
-@pytest.fixture
-def technician(db):
-    return RenterFactory(email="tech@example.test", name="Ted Technician")
-
-
-@pytest.fixture
 def active_key(active_booking) -> DigitalKey:
     key = trip_key(active_booking)
     assert key.may_unlock_at()

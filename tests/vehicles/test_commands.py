@@ -250,15 +250,7 @@ def test_status_refresh_needs_a_connection(car, django_capture_on_commit_callbac
 # --- Admin ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(client, db):
-    admin = UserFactory(email="admin@example.test", is_staff=True, is_superuser=True)
-    client.force_login(admin)
-    client.admin = admin
-    return client
-
-
-def test_admin_force_lock_goes_through_the_service(admin_client, connected_car):
+def test_admin_force_lock_goes_through_the_service(admin_client, admin, connected_car):
     response = admin_client.post(
         "/admin/vehicles/car/",
         {"action": "force_lock", "_selected_action": [connected_car.pk]},
@@ -266,7 +258,7 @@ def test_admin_force_lock_goes_through_the_service(admin_client, connected_car):
     )
     assert response.status_code == 200
     command = VehicleCommand.objects.get(car=connected_car)
-    assert (command.action, command.reason, command.actor) == ("lock", "admin", admin_client.admin)
+    assert (command.action, command.reason, command.actor) == ("lock", "admin", admin)
     assert command.send_by is not None  # a person asked: the send window applies
     assert b"Lock queued" in response.content
 
