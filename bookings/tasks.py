@@ -73,13 +73,7 @@ def _email_key(booking_id: int, kind: str, role: str) -> str:
     return f"bookings:email:{booking_id}:{kind}:{role}"
 
 
-@shared_task(
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(**once.EMAIL_TASK_OPTIONS)
 def send_booking_emails(booking_id: int, kind: str) -> None:
     """Tell the people concerned that a booking was requested, confirmed, declined, expired or
     cancelled; each of them gets one email however often this runs."""
@@ -101,13 +95,7 @@ def queue_trip_reminders() -> None:
         send_trip_reminder.delay(booking_id=booking_id)
 
 
-@shared_task(
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(**once.EMAIL_TASK_OPTIONS)
 def send_trip_reminder(booking_id: int) -> None:
     """Remind the renter an hour before the start; one email, however often this runs."""
     now = timezone.now()

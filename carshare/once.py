@@ -11,12 +11,23 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from smtplib import SMTPException
+from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
 
 # What may succeed next time: the tasks retry these (autoretry_for), nothing else.
 MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
+# Every email task's Celery options: retry only a transient mail failure, with backoff and
+# jitter; acks_late, since each task claims its send (send_once or a marker) and a second
+# delivery sends nothing.
+EMAIL_TASK_OPTIONS: dict[str, Any] = {
+    "autoretry_for": MAIL_TRANSIENT,
+    "retry_backoff": True,
+    "retry_jitter": True,
+    "max_retries": 6,
+    "acks_late": True,
+}
 # How long a "sent" mark lives. Duplicates come from redelivery (within the broker's one-hour
 # visibility timeout) and retries (hours at most); 90 days is far beyond both.
 EMAIL_MARK_TTL = int(datetime.timedelta(days=90).total_seconds())

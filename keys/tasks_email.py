@@ -15,17 +15,8 @@ from celery import shared_task
 from carshare import once
 from keys import notifications
 
-MAIL_TRANSIENT = once.MAIL_TRANSIENT
 
-
-@shared_task(
-    name="keys.tasks.send_key_email",
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(name="keys.tasks.send_key_email", **once.EMAIL_TASK_OPTIONS)
 def send_key_email(key_id: int, kind: str) -> None:
     """Tell a co-driver or technician that they were given a key (or that it was revoked)."""
     once.send_once(
@@ -34,14 +25,7 @@ def send_key_email(key_id: int, kind: str) -> None:
     )
 
 
-@shared_task(
-    name="keys.tasks.send_share_invitation",
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(name="keys.tasks.send_share_invitation", **once.EMAIL_TASK_OPTIONS)
 def send_share_invitation(key_id: int, email: str, remedy: str) -> None:
     """Tell someone a renter tried to share a trip key with them and what they need first
     (an account, a verified email, a licence). At most once per trip key and address, so
@@ -52,14 +36,7 @@ def send_share_invitation(key_id: int, email: str, remedy: str) -> None:
     )
 
 
-@shared_task(
-    name="keys.tasks.send_end_lock_alert",
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(name="keys.tasks.send_end_lock_alert", **once.EMAIL_TASK_OPTIONS)
 def send_end_lock_alert(end_lock_id: int, number: int) -> None:
     """Alert `number` (1, 2, ...) that a car would not lock at the end of its window, to the
     owner, the key holder and the admins; number 0 says it is locked now. Once each."""

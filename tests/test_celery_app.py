@@ -67,3 +67,22 @@ def test_a_prefork_worker_starts_no_threads():
     before = threading.active_count()
     carshare_celery.start_every_pool_thread(sender=SimpleNamespace(pool=SimpleNamespace(limit=2)))
     assert threading.active_count() == before
+
+
+def test_every_email_task_retries_only_transient_mail_failures():
+    from carshare import once
+    from carshare.celery import app
+
+    app.loader.import_default_modules()
+    email_tasks = [
+        "bookings.tasks.send_booking_emails",
+        "bookings.tasks.send_trip_reminder",
+        "keys.tasks.send_key_email",
+        "keys.tasks.send_share_invitation",
+        "keys.tasks.send_end_lock_alert",
+        "vehicles.tasks_connections.send_connection_unhealthy_email",
+    ]
+    for name in email_tasks:
+        task = app.tasks[name]
+        assert tuple(task.autoretry_for) == once.MAIL_TRANSIENT, name
+        assert (task.max_retries, task.acks_late, task.retry_backoff) == (6, True, True), name

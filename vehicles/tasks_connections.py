@@ -9,7 +9,6 @@ second delivery is harmless.
 from __future__ import annotations
 
 import logging
-from smtplib import SMTPException
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from carshare import once
 from vehicles import connections, provider
 from vehicles.models import ConnectionStatus, VehicleConnection
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Worth another try: the cloud or the network may answer next time. Refusals end the task.
 CLOUD_TRANSIENT = (provider.TransientError,)
-MAIL_TRANSIENT = (SMTPException, ConnectionError, TimeoutError)
+MAIL_TRANSIENT = once.MAIL_TRANSIENT
 
 
 @shared_task(
@@ -95,13 +95,7 @@ def refresh_connection_tokens(connection_id: int) -> None:
         log.error("Aging refresh of connection %s refused: %s", connection_id, error)
 
 
-@shared_task(
-    autoretry_for=MAIL_TRANSIENT,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(**once.EMAIL_TASK_OPTIONS)
 def send_connection_unhealthy_email(connection_id: int) -> None:
     """Ask the owner to reconnect their car; one email per unhealthy episode."""
     # Claim first (conditional UPDATE), so two deliveries of this message send one email.
