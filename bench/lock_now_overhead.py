@@ -61,8 +61,9 @@ def _seed(env: dict[str, str], sim: SimControl) -> tuple[str, str, str, str]:
 
     from accounts.models import User
     from tests.factories import CarFactory
-    from vehicles import connections
-    from vehicles.provider import CONNECT_SCOPES, get_provider
+    from vehicles import connect
+    from vehicles.cloud.configured import get_provider
+    from vehicles.cloud.provider import CONNECT_SCOPES
 
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     sim.register_client(
@@ -88,7 +89,7 @@ def _seed(env: dict[str, str], sim: SimControl) -> tuple[str, str, str, str]:
     )
     provider = get_provider()
     tokens = provider.exchange_code(code=query["code"][0])
-    connections.connection_create(
+    connect.connection_create(
         car=car,
         tokens=tokens,
         vehicle_id=vehicle["id"],

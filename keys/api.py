@@ -49,10 +49,10 @@ from keys.models import (
     KeyStatus,
 )
 from vehicles import commands as vehicle_commands
-from vehicles import connections
 from vehicles import selectors as vehicle_selectors
 from vehicles.api_commands import CommandEnvelope, ErrorOut, StatusOut, command_out
-from vehicles.models import CommandAction, VehicleCommand
+from vehicles.cloud import connections
+from vehicles.models import CommandAction, CommandStatus, VehicleCommand
 
 router = Router(tags=["keys"])
 
@@ -162,6 +162,14 @@ class AuditOut(Schema):
     command_id: UUID | None = Field(
         description="The vehicle command it queued, to follow with GET /commands/{id}."
     )
+    command_status: str | None = Field(
+        description="Where that command stands now (as GET /commands/{id} says); null when "
+        "nothing was asked of the car.",
+        json_schema_extra={"enum": [*CommandStatus.values, None]},
+    )
+    command_error: str = Field(
+        description="Why that command failed or expired, in words for people; empty otherwise."
+    )
 
 
 class AuditPage(Schema):
@@ -241,6 +249,8 @@ def _audit_out(entry: AuditEntry, *, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
         "actor": {"name": _first_name(entry.actor)} if entry.actor else None,
         "key_id": entry.key.public_id if entry.key else None,
         "command_id": entry.command_public_id,
+        "command_status": getattr(entry, "car_command_status", None),
+        "command_error": getattr(entry, "car_command_error", None) or "",
     }
 
 
@@ -541,7 +551,7 @@ def car_status(request: ApiRequest, car_id: UUID) -> Status[dict[str, Any]]:
             "not_connected", "This car is not connected to its vehicle cloud.", status=409
         )
     vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
-    status = vehicle_commands.vehicle_status_for_car(car_id=car.pk)
+    status = vehicle_selectors.vehicle_status_for_car(car_id=car.pk)
     now = timezone.now()
     data_age = status.data_age if status else None
     fetched_at = status.fetched_at if status else None

@@ -18,6 +18,7 @@ from keys.audit import audit_record
 from keys.errors import KeyRefused, key_ended_message, local_time, trip_over_message
 from keys.models import DigitalKey, KeyStatus
 from vehicles import commands as vehicle_commands
+from vehicles.cloud import outbox
 from vehicles.models import CommandAction, VehicleCommand
 
 K = KeyStatus
@@ -70,9 +71,7 @@ def system_command(
     `not_before` stages it for that moment. A car that lost its connection is recorded as a
     denied attempt, never an exception that would undo the trip's move. An end lock has no
     deadline; the unlock at the start goes only inside the key's window."""
-    deadline: KeyDeadline = (
-        {} if reason in vehicle_commands.END_LOCK_REASONS else key_deadline(key, action)
-    )
+    deadline: KeyDeadline = {} if reason in outbox.END_LOCK_REASONS else key_deadline(key, action)
     try:
         command = vehicle_commands.vehicle_command_enqueue(
             car_id=key.car_id,

@@ -24,6 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from vehicles.models import CommandStatus
+
 
 class KeyKind(models.TextChoices):
     TRIP = "trip", _("Trip key")
@@ -199,6 +201,15 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else f"denied ({self.code})"
         return f"{self.get_action_display()} of {self.car_id}: {verdict}"
+
+    @property
+    def command_outcome(self) -> str:
+        """Where the entry's command stands, in words ("" without one), when the entry was read
+        by selectors.audit_of_car, which annotates it."""
+        status = getattr(self, "car_command_status", None)
+        if not status:
+            return ""
+        return str(CommandStatus(status).label)
 
 
 class EndLockStatus(models.TextChoices):

@@ -142,14 +142,21 @@ def _key_open_for_status(user: User, car_id: int) -> bool:
 
 def audit_of_car(*, car_id: int, limit: int | None = 100) -> QuerySet[AuditEntry]:
     """The car's audit log, newest first, for its owner and admins (limit=None: all of it, for
-    callers that count and page it themselves)."""
+    callers that count and page it themselves). Every command a person or the trip clock asks
+    of the car has its entry, so this is also the car's history of locks and unlocks: each entry
+    carries its command's status (car_command_status, car_command_error, car_confirmed_at)."""
     confirmed = VehicleCommand.objects.filter(public_id=OuterRef("command_public_id"))
     entries = (
         AuditEntry.objects.filter(car_id=car_id)
         .select_related("actor", "key", "key__holder")
-        # When the car confirmed the entry's command (the car opened, or locked): a moment
-        # after the entry was written, kept on the command since the log is append-only.
-        .annotate(car_confirmed_at=Subquery(confirmed.values("confirmed_at")[:1]))
+        # What became of the entry's command: where it stands, why it failed, and when the car
+        # confirmed it (opened, or locked), a moment after the entry was written. Kept on the
+        # command, since the log is append-only: the car page's one history of its commands.
+        .annotate(
+            car_confirmed_at=Subquery(confirmed.values("confirmed_at")[:1]),
+            car_command_status=Subquery(confirmed.values("status")[:1]),
+            car_command_error=Subquery(confirmed.values("error_message")[:1]),
+        )
         .order_by("-at", "-pk")
     )
     return entries[:limit] if limit is not None else entries

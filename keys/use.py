@@ -30,6 +30,7 @@ from keys.errors import KeyRefused
 from keys.lifecycle import key_open_on_first_use
 from keys.models import AuditAction, DigitalKey, KeyKind, KeyStatus
 from vehicles import commands as vehicle_commands
+from vehicles.cloud import outbox
 from vehicles.models import Car, CommandAction, CommandReason, VehicleCommand
 
 K = KeyStatus
@@ -79,7 +80,7 @@ def _unlock_wait(*, user_id: int, car_id: int, now: datetime.datetime) -> int | 
     person_limit, person_window = settings.KEY_UNLOCK_RATE_PER_PERSON
     car_limit, car_window = settings.KEY_UNLOCK_RATE_PER_CAR
     unlocks = VehicleCommand.objects.filter(
-        action=CommandAction.UNLOCK, reason__in=vehicle_commands.PERSON_REASONS
+        action=CommandAction.UNLOCK, reason__in=outbox.PERSON_REASONS
     )
     waits = [
         wait

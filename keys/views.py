@@ -33,6 +33,7 @@ from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
 from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
+from vehicles import selectors as vehicle_selectors
 from vehicles.models import Car, CommandAction, VehicleCommand
 
 KEY_PAGE = "keys/key_detail.html"
@@ -98,7 +99,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
     if is_holder:
         # A press answered by a redirect (no JavaScript): its progress, until it is done; a
         # press that joined a command already on its way (someone else's) follows that one.
-        pending = [c for c in vehicle_commands.commands_for_car(car_id=key.car_id) if c.is_pending]
+        pending = [c for c in vehicle_selectors.commands_for_car(car_id=key.car_id) if c.is_pending]
         context["command"] = next(
             (c for c in pending if c.key_id == key.pk and c.actor_id == user.pk), None
         ) or next((c for c in pending if c.joined_by.filter(pk=user.pk).exists()), None)
@@ -117,7 +118,7 @@ def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
     vehicle_commands.vehicle_status_request_refresh(car_id=car.pk)
     return {
         "live": True,
-        "vehicle_status": vehicle_commands.vehicle_status_for_car(car_id=car.pk),
+        "vehicle_status": vehicle_selectors.vehicle_status_for_car(car_id=car.pk),
         "doors_open_reported": car_selectors.lock_refused_door_open(car_id=car.pk),
     }
 
@@ -229,7 +230,7 @@ def _command_changed(response: HttpResponse) -> HttpResponse:
 def key_command_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """A command's progress, polled every 2 s while it is pending, then no more. Only the person
     who asked for it and the car's owner may follow it."""
-    command = vehicle_commands.command_for_owner(user=request.user, public_id=public_id)
+    command = vehicle_selectors.command_for_owner(user=request.user, public_id=public_id)
     if not request.htmx:
         return redirect(_command_home(command, request.user))
     response = _fragment(request, COMMAND_FRAGMENT, {"command": command})
@@ -475,7 +476,7 @@ def _car_keys_response(
         "command": next(
             (
                 c
-                for c in vehicle_commands.commands_for_car(car_id=car.pk)
+                for c in vehicle_selectors.commands_for_car(car_id=car.pk)
                 if c.actor_id == request.user.pk and c.key_id is None and c.is_pending
             ),
             None,

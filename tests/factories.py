@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from accounts.models import User
+from vehicles.cloud.provider import CONNECT_SCOPES
 from vehicles.models import Car, ConnectionStatus, VehicleConnection
-from vehicles.provider import CONNECT_SCOPES
 
 
 def make_image_upload(

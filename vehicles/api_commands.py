@@ -16,7 +16,7 @@ from uuid import UUID
 from ninja import Field, Router, Schema
 
 from carshare.apikit import ApiRequest
-from vehicles import commands
+from vehicles import selectors
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -112,5 +112,5 @@ def command_out(command: VehicleCommand, *, car_public_id: UUID) -> dict[str, An
 @router.get("/commands/{command_id}", response=CommandOut, summary="One vehicle command")
 def command_detail(request: ApiRequest, command_id: UUID) -> dict[str, Any]:
     """A command on your car, or one you asked for, with its progress and any error."""
-    command = commands.command_for_owner(user=request.auth, public_id=command_id)
+    command = selectors.command_for_owner(user=request.auth, public_id=command_id)
     return command_out(command, car_public_id=command.car.public_id)

@@ -13,6 +13,7 @@ Connect anyway) but never inside a transaction; connection_create opens its own,
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
 import time
@@ -20,12 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from vehicles import connections, provider
+from carshare import db
+from vehicles import tasks_connections
+from vehicles.cloud import configured, connections, crypto, provider
 from vehicles.makes import MAKE_NAMES
-from vehicles.models import Car, VehicleConnection
+from vehicles.models import VEHICLE_CONNECTED_ONCE, Car, ConnectionStatus, VehicleConnection
 
 SESSION_KEY = "vehicle_connect_states"
 STATE_TTL_SECONDS = 15 * 60  # Connect's code lives 10 minutes; an owner may dawdle a little
@@ -233,7 +238,7 @@ def connection_complete(*, car: Car, code: str) -> VehicleConnection:
     Raises connections.ConnectError, whose text is meant for the owner, and stores nothing
     unless a granted vehicle matches the listing. Calls the vehicle cloud: no transaction open.
     """
-    cloud = provider.get_provider()
+    cloud = configured.get_provider()
     try:
         tokens = cloud.exchange_code(code=code)
         vehicle_ids = cloud.vehicle_ids(access_token=tokens.access_token)
@@ -270,7 +275,7 @@ def connection_complete(*, car: Car, code: str) -> VehicleConnection:
                     "and Connect did not grant it. Nothing was connected."
                 )
             )
-        return connections.connection_create(
+        return connection_create(
             car=car,
             tokens=tokens,
             vehicle_id=vehicle.vehicle_id,
@@ -280,3 +285,80 @@ def connection_complete(*, car: Car, code: str) -> VehicleConnection:
             mode=cloud.mode,
         )
     raise connections.ConnectError(_mismatch_message(car, rejected))
+
+
+# --- storing the grant, and disconnecting -------------------------------------------------------------------
+
+
+def _retire(previous: VehicleConnection, *, vehicle_id: str, now: datetime.datetime) -> None:
+    """Disconnect the car's earlier connection inside connection_create's transaction."""
+    fields: dict[str, object] = {"status": ConnectionStatus.DISCONNECTED, "disconnected_at": now}
+    # A reconnect of the same vehicle: DELETE /application would take the car away from the
+    # new grant too (it acts on every Connect session), so only forget the old tokens.
+    same_vehicle = previous.vehicle_id == vehicle_id and previous.provider == "smartcar"
+    if same_vehicle:
+        fields.update(connections.cleared_tokens())
+    VehicleConnection.objects.filter(pk=previous.pk).update(**fields)
+    if not same_vehicle:
+        tasks_connections.revoke_vehicle_access.delay_on_commit(connection_id=previous.pk)
+
+
+def connection_create(
+    *,
+    car: Car,
+    tokens: provider.Tokens,
+    vehicle_id: str,
+    scopes: list[str],
+    attributes: provider.Attributes | None,
+    vin: str,
+    mode: str,
+) -> VehicleConnection:
+    """Store a new live connection for the car (tokens encrypted), retiring its previous one."""
+    now = timezone.now()
+    try:
+        with transaction.atomic(durable=True):
+            # The car row lock serialises two callbacks for one car (a double-submitted Connect).
+            Car.objects.select_for_update().filter(pk=car.pk).first()
+            previous = connections.connection_live_for_car(car_id=car.pk)
+            if previous is not None:
+                _retire(previous, vehicle_id=vehicle_id, now=now)
+            connection = VehicleConnection.objects.create(
+                car=car,
+                provider="smartcar",
+                mode=mode,
+                vehicle_id=vehicle_id,
+                scopes=list(scopes),
+                access_token_encrypted=crypto.encrypt_token(tokens.access_token),
+                refresh_token_encrypted=crypto.encrypt_token(tokens.refresh_token),
+                access_expires_at=tokens.access_expires_at,
+                refresh_expires_at=tokens.refresh_expires_at,
+                status=ConnectionStatus.HEALTHY,
+                reported_make=attributes.make if attributes else "",
+                reported_model=attributes.model[:64] if attributes else "",
+                reported_year=attributes.year if attributes else None,
+                reported_vin=vin or "",
+            )
+    except IntegrityError as error:
+        # The vehicle already serves another listing.
+        if db.violates(error, VEHICLE_CONNECTED_ONCE):
+            raise connections.ConnectError(
+                _("This vehicle is already connected to another car on carshare.")
+            ) from error
+        raise
+    return connection
+
+
+@transaction.atomic(durable=True)
+def connection_disconnect(*, connection: VehicleConnection) -> None:
+    """Mark disconnected now; a task revokes our access at the vehicle cloud after commit."""
+    now = timezone.now()
+    updated = (
+        VehicleConnection.objects.filter(pk=connection.pk)
+        .exclude(status=ConnectionStatus.DISCONNECTED)
+        .update(status=ConnectionStatus.DISCONNECTED, disconnected_at=now)
+    )
+    if updated:
+        # No I/O in the request: DELETE /application happens in a worker, with retries.
+        tasks_connections.revoke_vehicle_access.delay_on_commit(connection_id=connection.pk)
+        connection.status = ConnectionStatus.DISCONNECTED
+        connection.disconnected_at = now

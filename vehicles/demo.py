@@ -31,10 +31,11 @@ from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from accounts.models import User
-from vehicles import connect, connections, services
+from vehicles import connect, services
+from vehicles.cloud import connections
+from vehicles.cloud.provider import CONNECT_SCOPES
 from vehicles.makes import MAKE_NAMES
 from vehicles.models import Car, ConnectionStatus, FuelType
-from vehicles.provider import CONNECT_SCOPES
 
 DEMO_PASSWORD = "carshare-demo"  # noqa: S105 - published demo credentials, demo data only
 DEMO_DOMAIN = "demo.carshare.test"

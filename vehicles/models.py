@@ -313,7 +313,7 @@ class ConnectionStatus(models.TextChoices):
 class VehicleConnection(models.Model):
     """A car's grant from the vehicle cloud: which vehicle, which scopes, and its tokens.
 
-    Tokens are stored encrypted (vehicles.crypto, MultiFernet); the raw columns never hold a
+    Tokens are stored encrypted (vehicles.cloud.crypto, MultiFernet); the raw columns never hold a
     usable token. One live connection per car; a disconnected row stays for the history.
     """
 
@@ -322,7 +322,7 @@ class VehicleConnection(models.Model):
     mode = models.CharField(max_length=16, default="simulator")  # simulator|live|test|simulated
     vehicle_id = models.CharField(max_length=64)
     scopes = ArrayField(models.CharField(max_length=64), default=list, blank=True)
-    # Encrypted with vehicles.crypto; read and write through the services only.
+    # Encrypted with vehicles.cloud.crypto; read and write through the services only.
     access_token_encrypted = models.TextField(blank=True)
     refresh_token_encrypted = models.TextField(blank=True)
     access_expires_at = models.DateTimeField(null=True, blank=True)
@@ -395,7 +395,7 @@ class CommandStatus(models.TextChoices):
 C = CommandStatus
 COMMAND_MOVES: dict[
     str, set[str]
-] = {  # the lifecycle at a glance; services._command_move acts on it
+] = {  # the lifecycle at a glance; vehicles.cloud.outbox.command_move acts on it
     C.QUEUED: {C.SENT, C.FAILED, C.EXPIRED, C.SUPERSEDED},
     # A sent command may go back to queued for a retry after a transient error.
     C.SENT: {C.SUCCEEDED, C.FAILED, C.QUEUED},

@@ -1,5 +1,5 @@
 """Reads of cars: the access doors (owner or public), the search, and what the pages show of a
-car's connection to the vehicle cloud and its last known status."""
+car's connection to the vehicle cloud, its commands and its last known status."""
 
 from __future__ import annotations
 
@@ -256,6 +256,25 @@ def car_live_connection(car: Car) -> VehicleConnection | None:
 def vehicle_status_for_car(*, car_id: int) -> VehicleStatus | None:
     """What the car last told us, or None before the first read."""
     return VehicleStatus.objects.filter(car_id=car_id).first()
+
+
+def command_for_owner(*, user: User, public_id: UUID | str) -> VehicleCommand:
+    """The command for its car's owner, the person who asked for it or anyone whose press
+    joined it; 404 for anyone else."""
+    command = None
+    if user.is_authenticated:
+        command = VehicleCommand.objects.select_related("car").filter(public_id=public_id).first()
+    if command is None or (
+        user.pk not in (command.car.owner_id, command.actor_id)
+        and not command.joined_by.filter(pk=user.pk).exists()
+    ):
+        raise Http404("No such command.")
+    return command
+
+
+def commands_for_car(*, car_id: int, limit: int = 20) -> QuerySet[VehicleCommand]:
+    """The car's latest commands, newest first."""
+    return VehicleCommand.objects.filter(car_id=car_id).order_by("-requested_at", "-pk")[:limit]
 
 
 # The car's answer to a LOCK when a door, the boot or the bonnet is open (Smartcar's code).

@@ -1,7 +1,9 @@
 """Celery tasks that talk to cars: run a command, settle lost ones, refresh the live status.
 
-The tasks hold the vehicle-cloud calls, always with no transaction open; vehicles.commands holds
-the rules and every write, each in its own short transaction. Tasks take ids, re-read their rows
+The tasks hold the vehicle-cloud calls, always with no transaction open; vehicles.cloud (sending,
+sweep, live_status) holds the rules and every write, each in its own short transaction, and says
+when a command is due again: the tasks send that message themselves, so the rules below never
+import the tasks. Tasks take ids, re-read their rows
 and leave when the work is done or no longer wanted, so a redelivered message does nothing.
 """
 
@@ -16,10 +18,11 @@ from celery import shared_task
 from django.db import connection
 from django.utils import timezone
 
-# tasks_connections: Celery's autodiscovery imports vehicles.tasks only, so importing the
-# connection tasks here registers them in every worker too.
-from vehicles import commands, connections, provider, tasks_connections  # noqa: F401
-from vehicles.models import Car, CommandAction, FuelType
+# tasks_connections, tasks_email: Celery's autodiscovery imports vehicles.tasks only, so
+# importing the other task modules here registers them in every worker too.
+from vehicles import selectors, tasks_connections, tasks_email  # noqa: F401
+from vehicles.cloud import configured, connections, live_status, provider, sending, sweep
+from vehicles.models import Car, CommandAction, CommandStatus, FuelType
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +48,20 @@ def _release_connection() -> None:
 @shared_task(acks_late=True)
 def run_vehicle_command(command_id: int) -> None:
     """Send one queued lock/unlock to the car and record the outcome; safe to run twice."""
-    claim = commands.command_claim(command_id=command_id)
+    claim = sending.command_claim(command_id=command_id)
+    if isinstance(claim, sending.Busy):
+        _run_again(command_id, claim.delay)  # another command of the car is in flight
+        return
     if claim is None:
-        return  # gone, done, not due, expired, busy (rescheduled), or claimed elsewhere
-    cloud = provider.get_provider()
+        return  # gone, done, not due, expired, or claimed elsewhere
+    cloud = configured.get_provider()
     try:
         token = connections.connection_access_token(
             connection_id=claim.connection_id, known=claim.connection
         )
     except provider.VehicleCloudError as error:
         # The token could not be refreshed (the connection is marked unhealthy already).
-        commands.command_record_error(claim=claim, error=error)
+        _record_error(claim, error)
         return
     send = cloud.lock if claim.action == CommandAction.LOCK else cloud.unlock
     _release_connection()
@@ -67,10 +73,10 @@ def run_vehicle_command(command_id: int) -> None:
             connections.connection_mark_unhealthy(
                 connection_id=claim.connection_id, reason=f"Command refused: {error}"
             )
-        commands.command_record_error(claim=claim, error=error)
+        _record_error(claim, error)
         if isinstance(error, provider.VehicleStateError):
             # The car said why (a door open, asleep): worth showing on the owner's page.
-            commands.vehicle_status_request_refresh(car_id=claim.car_id)
+            _refresh_status(claim.car_id)
         return
     wanted_locked = claim.action == CommandAction.LOCK
     # The car usually shows the new state by the time its cloud answers: read it once now, so
@@ -80,7 +86,7 @@ def run_vehicle_command(command_id: int) -> None:
         cloud, token=token, vehicle_id=claim.vehicle_id, command_id=claim.command_id
     )
     confirmed = seen if seen is not None and seen.is_locked == wanted_locked else None
-    if not commands.command_record_ack(claim=claim, ack=ack, confirmed=confirmed):
+    if not sending.command_record_ack(claim=claim, ack=ack, confirmed=confirmed):
         return  # the sweep settled this attempt meanwhile
     if seen is not None and confirmed is None:
         _confirm(
@@ -94,7 +100,26 @@ def run_vehicle_command(command_id: int) -> None:
         # Their page shows the car's status: read it all again. The trip clock's commands
         # skip this (the lock state is confirmed above; a page asks for more when viewed),
         # which at a thousand trips starting in one minute is a thousand status reads.
-        commands.vehicle_status_request_refresh(car_id=claim.car_id)
+        _refresh_status(claim.car_id)
+
+
+def _run_again(command_id: int, delay: float) -> None:
+    """The command is marked due again in `delay` s (the sweep finds it if this message is lost)."""
+    run_vehicle_command.apply_async_on_commit(
+        kwargs={"command_id": command_id}, countdown=delay if delay > 0 else None
+    )
+
+
+def _record_error(claim: sending.Claim, error: provider.VehicleCloudError) -> None:
+    delay = sending.command_record_error(claim=claim, error=error)
+    if delay is not None:
+        _run_again(claim.command_id, delay)
+
+
+def _refresh_status(car_id: int) -> None:
+    """A status refresh, unless one was asked for within VEHICLE_STATUS_MIN_INTERVAL."""
+    if live_status.vehicle_status_claim_refresh(car_id=car_id):
+        refresh_vehicle_status.delay_on_commit(car_id=car_id)
 
 
 def _read_lock_status(
@@ -128,7 +153,7 @@ def _confirm(
         if lock_status is None:
             return False
         if lock_status.is_locked == wanted_locked:
-            return commands.command_record_confirmation(
+            return sending.command_record_confirmation(
                 command_id=command_id, lock_status=lock_status
             )
     logger.warning("Command %s accepted but the car does not report it yet", command_id)
@@ -139,7 +164,7 @@ def _confirm(
 def confirm_vehicle_commands(car_id: int) -> None:
     """Read the car's lock state and confirm the succeeded commands it shows applied; a webhook
     asks for this when it reports the state a command asked for. Safe to run twice."""
-    pending = commands.commands_awaiting_confirmation(car_id=car_id)
+    pending = sending.commands_awaiting_confirmation(car_id=car_id)
     connection = connections.connection_live_for_car(car_id=car_id)
     if not pending or connection is None:
         return  # confirmed meanwhile, or the car is no longer reachable
@@ -149,7 +174,7 @@ def confirm_vehicle_commands(car_id: int) -> None:
         logger.info("Could not read car %s to confirm commands: %s", car_id, error)
         return
     lock_status = _read_lock_status(
-        provider.get_provider(),
+        configured.get_provider(),
         token=token,
         vehicle_id=connection.vehicle_id,
         command_id=pending[0],
@@ -157,9 +182,9 @@ def confirm_vehicle_commands(car_id: int) -> None:
     if lock_status is None:
         return
     # What the car says is shown whatever it confirms: it corrects a webhook that was wrong.
-    commands.vehicle_status_record_lock(car_id=car_id, lock_status=lock_status)
+    live_status.vehicle_status_record_lock(car_id=car_id, lock_status=lock_status)
     for command_id in pending:
-        commands.command_record_confirmation(command_id=command_id, lock_status=lock_status)
+        sending.command_record_confirmation(command_id=command_id, lock_status=lock_status)
 
 
 @shared_task
@@ -167,30 +192,32 @@ def sweep_vehicle_commands() -> None:
     """Every few seconds from CELERY_BEAT_SCHEDULE: settle commands whose worker died, expire
     overdue ones, and re-send those whose message was lost. Safe to run twice, or at once."""
     now = timezone.now()
-    for stale in commands.commands_stale_sent(now=now):
+    for stale in sweep.commands_stale_sent(now=now):
         _settle_stale(stale)
     # After the stale ones, so a person's command sent back to queued expires in this pass.
-    commands.commands_expire_overdue(now=timezone.now())
-    commands.commands_redispatch_lost(now=timezone.now())
+    sweep.commands_expire_overdue(now=timezone.now())
+    for command_id in sweep.commands_redispatch_lost(now=timezone.now()):
+        _run_again(command_id, 0.0)
 
 
-def _settle_stale(stale: commands.StaleCommand) -> None:
+def _settle_stale(stale: sweep.StaleCommand) -> None:
     lock_status: provider.LockStatus | None = None
     if stale.connection_id is not None:
         try:
             token = connections.connection_access_token(connection_id=stale.connection_id)
-            lock_status = provider.get_provider().lock_status(
+            lock_status = configured.get_provider().lock_status(
                 access_token=token, vehicle_id=stale.vehicle_id
             )
         except provider.VehicleCloudError as error:
             logger.info("Could not read the car for stale command %s: %s", stale.command_id, error)
-    commands.command_settle_stale(stale=stale, lock_status=lock_status)
+    if sweep.command_settle_stale(stale=stale, lock_status=lock_status) == CommandStatus.QUEUED:
+        _run_again(stale.command_id, 0.0)  # sent again (past its deadline, the claim ends it)
 
 
 @shared_task(acks_late=True)
 def refresh_vehicle_status(car_id: int) -> None:
     """Read the car's lock state, position, odometer and fuel or battery into VehicleStatus."""
-    status = commands.vehicle_status_for_car(car_id=car_id)
+    status = selectors.vehicle_status_for_car(car_id=car_id)
     if status is None or status.refresh_requested_at is None:
         return
     if status.fetched_at is not None and status.fetched_at >= status.refresh_requested_at:
@@ -202,11 +229,11 @@ def refresh_vehicle_status(car_id: int) -> None:
     try:
         token = connections.connection_access_token(connection_id=connection.pk)
     except provider.VehicleCloudError as failure:
-        commands.vehicle_status_record(
+        live_status.vehicle_status_record(
             car_id=car_id, readings={}, data_age=None, error=str(failure)
         )
         return
-    cloud = provider.get_provider()
+    cloud = configured.get_provider()
     vid = connection.vehicle_id
 
     def lock() -> tuple[dict[str, object], provider.Meta]:
@@ -258,6 +285,6 @@ def refresh_vehicle_status(car_id: int) -> None:
         if meta.data_age is not None:
             ages.append(meta.data_age)
     # The oldest reading is how old the picture is as a whole.
-    commands.vehicle_status_record(
+    live_status.vehicle_status_record(
         car_id=car_id, readings=readings, data_age=min(ages) if ages else None, error=error
     )

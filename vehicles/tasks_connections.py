@@ -1,4 +1,4 @@
-"""Celery tasks for vehicle-cloud connections: revoke on disconnect, the aging sweep, emails.
+"""Celery tasks for vehicle-cloud connections: revoke on disconnect, the aging sweep.
 
 The two that call the vehicle cloud go to the `vehicle` queue (CELERY_TASK_ROUTES).
 
@@ -11,14 +11,10 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from carshare import once
-from vehicles import connections, provider
+from vehicles.cloud import configured, connections, provider
 from vehicles.models import ConnectionStatus, VehicleConnection
 
 log = logging.getLogger(__name__)
@@ -55,7 +51,7 @@ def revoke_vehicle_access(self: Task, connection_id: int) -> None:
         access_token = connections.connection_access_token(
             connection_id=connection_id, allow_disconnected=True
         )
-        provider.get_provider().disconnect(
+        configured.get_provider().disconnect(
             access_token=access_token, vehicle_id=connection.vehicle_id
         )
     except provider.RateLimited as error:
@@ -93,36 +89,3 @@ def refresh_connection_tokens(connection_id: int) -> None:
         pass  # recorded (unhealthy, email on its way); nothing to retry
     except provider.OAuthError as error:
         log.error("Aging refresh of connection %s refused: %s", connection_id, error)
-
-
-@shared_task(**once.EMAIL_TASK_OPTIONS)
-def send_connection_unhealthy_email(connection_id: int) -> None:
-    """Ask the owner to reconnect their car; one email per unhealthy episode."""
-    # Claim first (conditional UPDATE), so two deliveries of this message send one email.
-    claimed = VehicleConnection.objects.filter(
-        pk=connection_id, status=ConnectionStatus.UNHEALTHY, unhealthy_notified_at__isnull=True
-    ).update(unhealthy_notified_at=timezone.now())
-    if not claimed:
-        return  # healthy again, disconnected, or already emailed
-    connection = VehicleConnection.objects.select_related("car__owner").get(pk=connection_id)
-    car = connection.car
-    context = {
-        "owner": car.owner,
-        "car": car,
-        "reason": connection.status_reason,
-        "car_url": settings.SITE_URL + car.get_absolute_url(),
-    }
-    message = EmailMultiAlternatives(
-        subject=_("[carshare] Please reconnect your %(car)s") % {"car": car.title},
-        body=render_to_string("emails/vehicles/connection_unhealthy.txt", context),
-        to=[car.owner.email],
-    )
-    message.attach_alternative(
-        render_to_string("emails/vehicles/connection_unhealthy.html", context), "text/html"
-    )
-    try:
-        message.send()
-    except MAIL_TRANSIENT:
-        # Give the claim back so the retry (or the next episode) can send it.
-        VehicleConnection.objects.filter(pk=connection_id).update(unhealthy_notified_at=None)
-        raise

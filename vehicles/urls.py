@@ -14,7 +14,6 @@ urlpatterns = [
     path("cars/<uuid:public_id>/connect/", views.car_connect, name="car_connect"),
     path("cars/<uuid:public_id>/disconnect/", views.car_disconnect, name="car_disconnect"),
     path("cars/<uuid:public_id>/status/", views.car_status, name="car_status"),
-    path("cars/<uuid:public_id>/commands/", views.car_commands, name="car_commands"),
     # Smartcar Connect redirects here: settings.SMARTCAR_REDIRECT_URI defaults to this path.
     path("connect/callback/", views.connect_callback, name="connect_callback"),
     path("my/cars/", views.my_cars, name="my_cars"),

@@ -29,7 +29,8 @@ from carshare.http import (
     is_confirmed,
     render_page_or_partial,
 )
-from vehicles import commands, connect, connections, provider, selectors, services
+from vehicles import commands, connect, selectors, services
+from vehicles.cloud import configured, connections
 from vehicles.forms import CarForm, CarPhotoDeleteForm, CarSearchForm
 from vehicles.models import Car, FuelType, Transmission
 
@@ -81,8 +82,9 @@ def _car_page(
         if connection is not None:
             # Someone is looking: have the worker read the car (at most once per interval).
             commands.vehicle_status_request_refresh(car_id=car.pk)
-        # select_related: the history names who asked, without a query per row.
-        recent = list(commands.commands_for_car(car_id=car.pk).select_related("actor"))
+        # The latest commands: the one in progress, and whether a lock was refused for an open
+        # door. Their history is the keys panel's audit log.
+        recent = list(selectors.commands_for_car(car_id=car.pk))
         context |= {
             "connection": connection,
             "connection_vehicle": connect.connection_vehicle_label(connection)
@@ -93,7 +95,6 @@ def _car_page(
             "doors_open_reported": selectors.lock_refused_door_open(
                 car_id=car.pk, newest_first=recent
             ),
-            "commands": recent,
             "command": next((c for c in recent if c.is_pending), None),
         }
     if partial:
@@ -222,7 +223,7 @@ def car_connect(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """Send the owner to Connect with a fresh state bound to this car (reconnect is the same)."""
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     state = connect.connect_state_issue(request.session, car=car)
-    url = provider.get_provider().authorize_url(state=state, make=car.make, vin=car.vin or None)
+    url = configured.get_provider().authorize_url(state=state, make=car.make, vin=car.vin or None)
     return redirect(url)
 
 
@@ -281,7 +282,7 @@ def car_disconnect(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     if connection is None:
         messages.info(request, _("This car is not connected."))
     else:
-        connections.connection_disconnect(connection=connection)
+        connect.connection_disconnect(connection=connection)
         messages.success(
             request,
             _(
@@ -301,11 +302,3 @@ def car_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
     """The status panel (polled by htmx), or the whole page; asks for a fresh read."""
     car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
     return _car_page(request, car, is_owner=True, partial="car-status")
-
-
-@login_required
-@require_GET
-def car_commands(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
-    """The command history, refreshed when a command is asked for or finishes."""
-    car = selectors.car_for_owner(user=request.user, public_id=public_id)  # or 404
-    return _car_page(request, car, is_owner=True, partial="car-commands")

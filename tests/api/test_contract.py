@@ -145,6 +145,17 @@ def test_audit_log_shows_the_owners_lock_now(client, connected_car, owner_auth):
         "owner",
         lock.json()["command"]["id"],
     )
+    # The log is the car's history of commands: each entry says where its command stands.
+    assert (shown["command_status"], shown["command_error"]) == ("queued", "")
+
+
+def test_audit_entries_without_a_command_have_no_command_status(client, car, owner, owner_auth):
+    AuditEntry.objects.create(car=car, actor=owner, action="share", allowed=True, code="ok")
+
+    response = client.get(f"/api/v1/cars/{car.public_id}/audit", headers=owner_auth)
+
+    (shown,) = response.json()["results"]
+    assert (shown["command_status"], shown["command_error"]) == (None, "")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.factories import CarFactory, UserFactory
-from vehicles import connections
+from vehicles.cloud import connections
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -75,4 +75,6 @@ def test_owner_connects_the_car_and_locks_it(
     expect(command).to_contain_text("Lock:")
     expect(command).to_contain_text("Done", timeout=20_000)
     assert sim.vehicle(twin["id"])["is_locked"] is True
-    expect(page.locator("#car-commands")).to_contain_text("Cora Owner")
+    # The car's one history: the keys panel's audit log, with what the car did.
+    expect(page.locator("#car-audit")).to_contain_text("Cora Owner")
+    expect(page.locator("#car-audit")).to_contain_text("Car: Done", timeout=20_000)

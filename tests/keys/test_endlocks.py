@@ -16,10 +16,10 @@ from keys import endlocks, grants, lifecycle, selectors, tasks_email, use
 from keys.models import EndLock
 from tests.bookings.fixtures_bookings import request_booking
 from tests.factories import RenterFactory, UserFactory
-from vehicles import commands
 from vehicles import tasks as vehicle_tasks
+from vehicles.cloud import sending
+from vehicles.cloud.provider import CommandAck
 from vehicles.models import CommandStatus, VehicleCommand, VehicleStatus, WebhookEvent
-from vehicles.provider import CommandAck
 from vehicles.webhooks import sign
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def fresh(end_lock: EndLock) -> EndLock:
 
 def test_waiting_while_the_lock_is_on_its_way(end_lock, check):
     assert check(end_lock) == ("waiting", [])
-    commands.command_claim(command_id=end_lock.command_id)  # sent, no answer yet
+    sending.command_claim(command_id=end_lock.command_id)  # sent, no answer yet
     assert check(end_lock) == ("waiting", [])
     assert fresh(end_lock).status == "pending"
 
@@ -191,8 +191,8 @@ def test_locked_now_after_the_fault_is_cleared(
 
 def test_accepted_but_never_confirmed_counts_as_a_problem(end_lock, check, clock):
     # The cloud accepted the LOCK, but the car never reported itself locked.
-    claim = commands.command_claim(command_id=end_lock.command_id)
-    assert commands.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
+    claim = sending.command_claim(command_id=end_lock.command_id)
+    assert sending.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
     assert check(end_lock) == ("waiting", [])
 
     clock.shift(endlocks.UNCONFIRMED_AFTER)
@@ -223,8 +223,8 @@ def locked_event(vehicle_id: str) -> bytes:
 
 def accepted_not_applied(end_lock: EndLock) -> VehicleCommand:
     """The cloud accepted the end lock's LOCK, but the car has not locked (and says so)."""
-    claim = commands.command_claim(command_id=end_lock.command_id)
-    assert commands.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
+    claim = sending.command_claim(command_id=end_lock.command_id)
+    assert sending.command_record_ack(claim=claim, ack=CommandAck(message="accepted"))
     return VehicleCommand.objects.get(pk=end_lock.command_id)
 
 
@@ -398,7 +398,7 @@ def test_handed_over_when_the_owner_unlocked(
 def test_no_connection_is_a_problem_from_the_start(
     active_booking, active_trip_key, request_car, clock, check
 ):
-    from vehicles import connections
+    from vehicles.cloud import connections
 
     connection = connections.connection_live_for_car(car_id=request_car.pk)
     connection.status = "disconnected"

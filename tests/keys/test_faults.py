@@ -33,8 +33,8 @@ from keys import tasks as key_tasks
 from keys.models import EndLock
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.keys.helpers import wait_for
-from vehicles import commands
 from vehicles import tasks as vehicle_tasks
+from vehicles.cloud import sending, sweep
 from vehicles.models import CommandStatus, VehicleCommand
 
 C = CommandStatus
@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_trip_start_leaves_the_car_unlocked_once(
 
     # Past any answer's time, the sweep finds it; a worker of ours sends it again.
     stale = datetime.timedelta(seconds=django_settings.VEHICLE_CLOUD_READ_TIMEOUT)
-    time_machine.shift(stale + commands.STALE_SENT_MARGIN + datetime.timedelta(seconds=1))
+    time_machine.shift(stale + sweep.STALE_SENT_MARGIN + datetime.timedelta(seconds=1))
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, queues=["vehicle"]
     ):
@@ -397,14 +397,14 @@ def test_a_cloud_down_past_the_budget_hands_over_to_the_end_lock(
         endpoint="security",
         type="UPSTREAM",
         code="NO_RESPONSE",
-        count=commands.TRANSIENT_MAX_ATTEMPTS,
+        count=sending.TRANSIENT_MAX_ATTEMPTS,
     )
     command = end_lock_ready.command
-    for _ in range(commands.TRANSIENT_MAX_ATTEMPTS):
+    for _ in range(sending.TRANSIENT_MAX_ATTEMPTS):
         command = run(command)
         if command.status == C.QUEUED:
             clock.move_to(command.next_attempt_at, tick=False)
-    assert (command.status, command.attempts) == (C.FAILED, commands.TRANSIENT_MAX_ATTEMPTS)
+    assert (command.status, command.attempts) == (C.FAILED, sending.TRANSIENT_MAX_ATTEMPTS)
     assert endlocks.end_lock_check(end_lock_id=end_lock_ready.pk) == "waiting+alerted"
     clock.move_to(end_lock_ready.next_attempt_at, tick=False)
     assert endlocks.end_lock_check(end_lock_id=end_lock_ready.pk) == "retried"

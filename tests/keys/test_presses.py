@@ -21,7 +21,7 @@ from keys.models import AuditEntry
 from tests.api.conftest import session_token
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.keys.helpers import wait_for
-from vehicles import commands as vehicle_commands
+from vehicles import selectors as vehicle_selectors
 from vehicles.models import CommandStatus, VehicleCommand
 
 C = CommandStatus
@@ -223,9 +223,9 @@ def test_whoever_joined_a_command_follows_it_and_a_stranger_gets_404(
     unlock = unlock_anew(active_trip_key, renter)
     joined = use.car_command_request(key=shared_key, user=co_driver, action="unlock")
     assert joined == unlock  # the renter's unlock, on its way: the co-driver's press joined it
-    assert vehicle_commands.command_for_owner(user=co_driver, public_id=unlock.public_id) == unlock
+    assert vehicle_selectors.command_for_owner(user=co_driver, public_id=unlock.public_id) == unlock
     with pytest.raises(Http404):
-        vehicle_commands.command_for_owner(user=stranger, public_id=unlock.public_id)
+        vehicle_selectors.command_for_owner(user=stranger, public_id=unlock.public_id)
     entry = AuditEntry.objects.filter(actor=co_driver).get()
     assert (entry.key, entry.allowed, entry.command_public_id) == (
         shared_key,

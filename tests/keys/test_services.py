@@ -18,8 +18,8 @@ from keys import errors, grants, lifecycle, selectors, services, tasks, tasks_em
 from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from tests.factories import RenterFactory, UserFactory
-from vehicles import commands
 from vehicles import tasks as vehicle_tasks
+from vehicles.cloud import outbox
 from vehicles.models import CommandStatus, Occupancy, VehicleCommand
 
 pytestmark = pytest.mark.django_db
@@ -305,7 +305,7 @@ def test_cancelling_stops_an_unlock_from_reaching_the_car(
     # Not sent yet: revoking the key withdrew it from the outbox (and the worker's last check
     # would refuse it anyway).
     assert unlock.status == CommandStatus.EXPIRED
-    assert commands.command_refusal(unlock, booking.starts_at - 19 * M) == "This key was revoked."
+    assert outbox.command_refusal(unlock, booking.starts_at - 19 * M) == "This key was revoked."
     vehicle_tasks.run_vehicle_command(command_id=unlock.pk)
     end_lock = EndLock.objects.get(key=key)  # the key had opened: the car is locked
     vehicle_tasks.run_vehicle_command(command_id=end_lock.command_id)

@@ -18,6 +18,7 @@ from tests.api.conftest import session_token
 from tests.bookings.fixtures_bookings import hour_from_now, request_booking
 from vehicles import commands
 from vehicles import tasks as vehicle_tasks
+from vehicles.cloud import outbox, sending
 from vehicles.models import CommandStatus, VehicleCommand
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +51,7 @@ def test_a_trip_confirmed_within_the_hour_has_its_unlock_staged_for_the_start(so
 def test_the_staged_unlock_is_not_sent_before_its_second(soon_booking, clock):
     [unlock] = trip_start_unlocks(soon_booking)
     clock.move_to(soon_booking.starts_at - 5 * S, tick=False)
-    assert commands.command_claim(command_id=unlock.pk) is None
+    assert sending.command_claim(command_id=unlock.pk) is None
     unlock.refresh_from_db()
     assert unlock.status == CommandStatus.QUEUED
 
@@ -60,8 +61,8 @@ def test_at_the_start_it_goes_even_before_the_trip_clock_opened_the_key(soon_boo
     key = selectors.trip_key_for_booking(booking_id=soon_booking.pk)
     clock.move_to(soon_booking.starts_at, tick=False)
     assert key.status == "issued"  # the trip clock has not come by yet
-    assert commands.command_refusal(unlock, soon_booking.starts_at) is None
-    claim = commands.command_claim(command_id=unlock.pk)
+    assert outbox.command_refusal(unlock, soon_booking.starts_at) is None
+    claim = sending.command_claim(command_id=unlock.pk)
     assert claim is not None
     assert claim.action == "unlock"
 
@@ -69,7 +70,7 @@ def test_at_the_start_it_goes_even_before_the_trip_clock_opened_the_key(soon_boo
 def test_a_message_a_moment_early_is_judged_at_its_due_second(soon_booking):
     [unlock] = trip_start_unlocks(soon_booking)
     # DUE_TOLERANCE lets a worker take a message up to a second early (clock skew).
-    assert commands.command_refusal(unlock, soon_booking.starts_at - S / 2) is None
+    assert outbox.command_refusal(unlock, soon_booking.starts_at - S / 2) is None
 
 
 def test_the_trip_start_does_not_queue_a_second_unlock(soon_booking, clock):
@@ -171,6 +172,6 @@ def test_the_staged_unlock_says_so_and_carries_the_trips_end(soon_booking, clock
     assert unlock.staged
     assert unlock.not_after == key.valid_until
     clock.move_to(soon_booking.starts_at, tick=False)
-    assert commands.command_claim(command_id=unlock.pk) is not None
+    assert sending.command_claim(command_id=unlock.pk) is not None
     unlock.refresh_from_db()
     assert not unlock.staged  # sent: it waits for no moment any more

@@ -11,8 +11,8 @@ from django.db import DatabaseError, transaction
 from bookings import services as booking_services
 from keys import errors, grants, lifecycle, selectors, use
 from keys.models import AuditEntry, DigitalKey
-from vehicles import commands
 from vehicles import tasks as vehicle_tasks
+from vehicles.cloud import outbox
 from vehicles.models import CommandStatus, VehicleCommand
 
 pytestmark = pytest.mark.django_db
@@ -308,10 +308,10 @@ def test_the_guard_refuses_an_unlock_whose_window_closed_meanwhile(
     clock.move_to(active_booking.ends_at - datetime.timedelta(seconds=5), tick=False)
     unlock = use.car_command_request(key=active_trip_key, user=renter, action="unlock")
     assert (
-        commands.command_refusal(unlock, active_booking.ends_at - datetime.timedelta(seconds=4))
+        outbox.command_refusal(unlock, active_booking.ends_at - datetime.timedelta(seconds=4))
         is None
     )
-    refusal = commands.command_refusal(unlock, active_booking.ends_at)
+    refusal = outbox.command_refusal(unlock, active_booking.ends_at)
     assert refusal.startswith("The trip is over: you can only lock the car")
 
 
@@ -320,7 +320,7 @@ def test_the_guard_refuses_commands_of_expired_keys(active_trip_key, renter, clo
     clock.move_to(active_trip_key.lock_until, tick=False)
     lifecycle.key_expire(key_id=active_trip_key.pk)
     lock.refresh_from_db()  # withdrawn with the key, in the same transaction
-    assert commands.command_refusal(lock, active_trip_key.lock_until) == "This key has expired."
+    assert outbox.command_refusal(lock, active_trip_key.lock_until) == "This key has expired."
 
 
 def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key, clock, admin):
@@ -328,7 +328,7 @@ def test_the_guard_lets_window_end_locks_through(active_booking, active_trip_key
     booking_services.booking_complete(booking_id=active_booking.pk)
     grants.key_revoke(key=active_trip_key, user=admin)
     end_lock = VehicleCommand.objects.filter(reason="trip_end").first()
-    assert commands.command_refusal(end_lock, active_booking.ends_at + 3 * H) is None
+    assert outbox.command_refusal(end_lock, active_booking.ends_at + 3 * H) is None
 
 
 def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, technician, clock):
@@ -342,7 +342,7 @@ def test_the_guard_lets_a_service_window_end_lock_through(connected_car, owner, 
     lifecycle.service_window_end(key_id=key.pk)
     grants.key_revoke(key=key, user=owner)
     lock = VehicleCommand.objects.get(reason="service_end")
-    assert commands.command_refusal(lock, start + 5 * H) is None
+    assert outbox.command_refusal(lock, start + 5 * H) is None
 
 
 def test_a_holders_press_carries_its_own_deadline(active_booking, active_trip_key, renter, clock):

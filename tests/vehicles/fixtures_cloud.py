@@ -9,9 +9,11 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from vehicles import connections
+from vehicles import connect
+from vehicles.cloud import connections
+from vehicles.cloud.configured import get_provider
+from vehicles.cloud.provider import CONNECT_SCOPES
 from vehicles.models import Car
-from vehicles.provider import CONNECT_SCOPES, get_provider
 
 
 def connect_car(sim, car: Car, **vehicle_fields) -> str:
@@ -32,7 +34,7 @@ def connect_car(sim, car: Car, **vehicle_fields) -> str:
         vehicle_ids=[vehicle["id"]],
     )
     tokens = get_provider().exchange_code(code=redirect["code"][0])
-    connections.connection_create(
+    connect.connection_create(
         car=car,
         tokens=tokens,
         vehicle_id=vehicle["id"],

@@ -14,7 +14,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from tests.factories import UserFactory
-from vehicles import commands, connections, tasks
+from vehicles import commands, connect, tasks
+from vehicles import selectors as vehicle_selectors
+from vehicles.cloud import connections, outbox, sending
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -28,7 +30,7 @@ C = CommandStatus
 
 
 def lock(car, *, reason=CommandReason.OWNER, actor=None, action=CommandAction.LOCK):
-    if actor is None and reason in commands.PERSON_REASONS:
+    if actor is None and reason in outbox.PERSON_REASONS:
         actor = car.owner
     return commands.vehicle_command_request(car=car, action=action, reason=reason, actor=actor)
 
@@ -60,7 +62,7 @@ def test_request_enqueues_the_run_on_commit(connected_car, django_capture_on_com
 def test_person_command_must_be_sent_within_a_minute(connected_car):
     command = lock(connected_car, reason=CommandReason.RENTER, actor=UserFactory())
     assert command.send_by == pytest.approx(
-        command.requested_at + commands.PERSON_SEND_WINDOW, abs=datetime.timedelta(seconds=1)
+        command.requested_at + outbox.PERSON_SEND_WINDOW, abs=datetime.timedelta(seconds=1)
     )
 
 
@@ -86,7 +88,7 @@ def test_newer_command_supersedes_the_queued_one(connected_car):
 
 def test_a_sent_command_is_not_superseded(connected_car):
     first = lock(connected_car)
-    assert commands.command_claim(command_id=first.pk) is not None  # a worker has it in flight
+    assert sending.command_claim(command_id=first.pk) is not None  # a worker has it in flight
     lock(connected_car, action=CommandAction.UNLOCK)
 
     first.refresh_from_db()
@@ -122,13 +124,13 @@ def test_unknown_action_is_a_programming_error(connected_car):
 def test_move_needs_a_transaction(connected_car):
     command = lock(connected_car)
     with pytest.raises(RuntimeError, match="transaction"):
-        commands._command_move(command, C.SENT)
+        outbox.command_move(command, C.SENT)
 
 
 def test_move_outside_the_table_does_nothing(connected_car):
     command = lock(connected_car)
     with transaction.atomic():
-        assert commands._command_move(command, C.SUCCEEDED) is None  # queued → succeeded
+        assert outbox.command_move(command, C.SUCCEEDED) is None  # queued → succeeded
     command.refresh_from_db()
     assert command.status == C.QUEUED
     assert command.events.count() == 1
@@ -137,10 +139,10 @@ def test_move_outside_the_table_does_nothing(connected_car):
 def test_claim_takes_the_command_once(connected_car, sim_vehicle_id):
     command = lock(connected_car)
 
-    claim = commands.command_claim(command_id=command.pk)
+    claim = sending.command_claim(command_id=command.pk)
     assert claim is not None
     assert (claim.attempt, claim.action, claim.vehicle_id) == (1, "lock", sim_vehicle_id)
-    assert commands.command_claim(command_id=command.pk) is None  # a redelivered message
+    assert sending.command_claim(command_id=command.pk) is None  # a redelivered message
     command.refresh_from_db()
     assert (command.status, command.attempts) == (C.SENT, 1)
     assert command.sent_at is not None
@@ -154,7 +156,7 @@ def test_a_claim_is_one_transaction_and_carries_the_connection_it_read(
     # BEGIN, the command under its row lock, the live connection, the event, the move, COMMIT:
     # at a thousand trips starting in one second this runs a thousand times.
     with django_assert_max_num_queries(6):
-        claim = commands.command_claim(command_id=command.pk)
+        claim = sending.command_claim(command_id=command.pk)
 
     assert claim is not None
     live = connections.connection_live_for_car(car_id=connected_car.pk)
@@ -165,14 +167,14 @@ def test_a_claim_is_one_transaction_and_carries_the_connection_it_read(
 
 def test_one_command_in_flight_per_car(connected_car, django_capture_on_commit_callbacks):
     first = lock(connected_car, reason=CommandReason.TRIP_START, actor=None)
-    assert commands.command_claim(command_id=first.pk) is not None
+    assert sending.command_claim(command_id=first.pk) is not None
     second = lock(connected_car, action=CommandAction.UNLOCK)  # a lock would join the first
 
     with (
         patch.object(tasks.run_vehicle_command, "apply_async") as apply_async,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        assert commands.command_claim(command_id=second.pk) is None  # busy: try again shortly
+        tasks.run_vehicle_command(command_id=second.pk)  # busy: it tries again shortly
 
     second.refresh_from_db()
     assert second.status == C.QUEUED
@@ -180,16 +182,16 @@ def test_one_command_in_flight_per_car(connected_car, django_capture_on_commit_c
     assert second.next_attempt_at > second.requested_at
     (call,) = apply_async.call_args_list
     assert call.kwargs["kwargs"] == {"command_id": second.pk}
-    assert 0 < call.kwargs["countdown"] <= commands.BUSY_RETRY_S
+    assert 0 < call.kwargs["countdown"] <= sending.BUSY_RETRY_S
 
 
 def test_claim_fails_the_command_when_the_car_was_disconnected(connected_car):
     command = lock(connected_car)
-    connections.connection_disconnect(
+    connect.connection_disconnect(
         connection=connections.connection_live_for_car(car_id=connected_car.pk)
     )
 
-    assert commands.command_claim(command_id=command.pk) is None
+    assert sending.command_claim(command_id=command.pk) is None
     command.refresh_from_db()
     assert (command.status, command.error_type) == (C.FAILED, "NOT_CONNECTED")
 
@@ -200,16 +202,18 @@ def test_claim_fails_the_command_when_the_car_was_disconnected(connected_car):
 def test_owner_and_actor_see_the_command_and_a_stranger_gets_404(connected_car, renter, stranger):
     command = lock(connected_car, reason=CommandReason.RENTER, actor=renter)
 
-    assert commands.command_for_owner(user=connected_car.owner, public_id=command.public_id)
-    assert commands.command_for_owner(user=renter, public_id=command.public_id)
+    assert vehicle_selectors.command_for_owner(
+        user=connected_car.owner, public_id=command.public_id
+    )
+    assert vehicle_selectors.command_for_owner(user=renter, public_id=command.public_id)
     with pytest.raises(Http404):
-        commands.command_for_owner(user=stranger, public_id=command.public_id)
+        vehicle_selectors.command_for_owner(user=stranger, public_id=command.public_id)
 
 
 def test_commands_for_car_newest_first(connected_car):
     older = lock(connected_car)
     newer = lock(connected_car, action=CommandAction.UNLOCK)
-    assert list(commands.commands_for_car(car_id=connected_car.pk)) == [newer, older]
+    assert list(vehicle_selectors.commands_for_car(car_id=connected_car.pk)) == [newer, older]
 
 
 # --- Live status refresh ----------------------------------------------------------------------
@@ -338,8 +342,8 @@ def test_two_requests_at_once_make_one_command(connected_car):
 def test_two_workers_claim_a_command_once(connected_car):
     command = lock(connected_car)
     claims = in_threads(
-        lambda: commands.command_claim(command_id=command.pk),
-        lambda: commands.command_claim(command_id=command.pk),
+        lambda: sending.command_claim(command_id=command.pk),
+        lambda: sending.command_claim(command_id=command.pk),
     )
     assert len([claim for claim in claims if claim is not None]) == 1
     command.refresh_from_db()

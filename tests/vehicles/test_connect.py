@@ -17,9 +17,12 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from keys import use
 from tests.api.conftest import session_token
 from tests.factories import CarFactory, UserFactory
-from vehicles import commands, connections
+from vehicles import commands
+from vehicles.cloud import connections
+from vehicles.cloud.provider import CONNECT_SCOPES
 from vehicles.models import (
     Car,
     CommandStatus,
@@ -28,7 +31,6 @@ from vehicles.models import (
     VehicleConnection,
     VehicleStatus,
 )
-from vehicles.provider import CONNECT_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -445,7 +447,6 @@ def test_reconnect_replaces_the_connection(owner_client, car, sim, settings):
         ("post", "car_disconnect"),
         ("get", "car_status"),
         ("post", "car_lock"),
-        ("get", "car_commands"),
     ],
 )
 def test_stranger_gets_404(stranger_client, car, sim, method, name):
@@ -460,7 +461,6 @@ def test_stranger_gets_404(stranger_client, car, sim, method, name):
         ("post", "car_disconnect"),
         ("get", "car_status"),
         ("post", "car_lock"),
-        ("get", "car_commands"),
     ],
 )
 def test_anonymous_is_sent_to_sign_in(client, car, method, name):
@@ -578,7 +578,8 @@ def test_lock_now_without_javascript_redirects(owner_client, car, sim, settings)
     page = owner_client.get(car.get_absolute_url()).content.decode()
     assert 'aria-live="polite"' in page
     assert 'hx-trigger="every 2s"' in page  # the pending command is shown and followed
-    assert "Lock and unlock history" in page
+    # Its history is the keys panel's audit log, linked for a page without JavaScript.
+    assert reverse("keys:car_keys", args=[car.public_id]) in page
 
 
 def test_lock_now_on_an_unconnected_car_is_refused(owner_client, car, sim):
@@ -607,17 +608,26 @@ def test_a_finished_command_stops_polling(owner_client, car, sim, settings):
     assert owner_client.get(status_url)["Location"] == car.get_absolute_url()
 
 
-def test_command_history_lists_commands(owner_client, owner, car, sim, settings):
+def test_the_audit_log_is_the_cars_history_of_commands(owner_client, owner, car, sim, settings):
+    """One history on the car page: the owner's Lock now is in the audit log, with what became
+    of its command (the vehicles app's own command table is gone)."""
     connect_car(owner_client, sim, settings, car)
-    commands.vehicle_command_request(car=car, action="lock", reason="owner", actor=owner)
+    owner_client.post(url("car_lock", car), headers=HTMX)
+    command = VehicleCommand.objects.get()
+    VehicleCommand.objects.filter(pk=command.pk).update(
+        status=CommandStatus.FAILED, error_message="A door is open."
+    )
 
-    response = owner_client.get(url("car_commands", car), headers=HTMX)
+    response = owner_client.get(reverse("keys:car_audit", args=[car.public_id]), headers=HTMX)
 
     html = response.content.decode()
-    assert html.lstrip().startswith('<section id="car-commands"')
+    assert html.lstrip().startswith('<div id="car-audit"')
     assert "Lock" in html
-    assert "Owner" in html
     assert owner.name in html
+    assert "Car: Failed (A door is open.)" in html
+    assert 'hx-trigger="car-command-changed from:body"' in html  # follows every command
+    page = owner_client.get(car.get_absolute_url()).content.decode()
+    assert 'id="car-commands"' not in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -732,12 +742,23 @@ def test_owner_page_query_count_does_not_grow_with_history(
     connect_car(owner_client, sim, settings, car)
     for i in range(count):  # alternating: a press of the action already on its way joins it
         action = "unlock" if i % 2 else "lock"
-        commands.vehicle_command_request(car=car, action=action, reason="owner", actor=owner)
+        use.car_command_request(user=owner, action=action, car=car)
     owner_client.get(car.get_absolute_url())  # the status row now exists
 
     # session, user, car, photos, connection (page, refresh), status get_or_create, its claim,
-    # commands with their actors, status
+    # the latest commands, status
     with django_assert_num_queries(10):
-        response = owner_client.get(car.get_absolute_url())
+        owner_client.get(car.get_absolute_url())
+    # The history, the keys panel's audit log, in a fixed number of queries too.
+    audit_url = reverse("keys:car_audit", args=[car.public_id])
+    owner_client.get(audit_url, headers=HTMX)
+    with django_assert_num_queries(AUDIT_QUERIES):
+        response = owner_client.get(audit_url, headers=HTMX)
 
-    assert response.content.decode().count("<tr>") == min(count, 20) + 1
+    html = response.content.decode()
+    assert html.count("Car: ") == count  # every command, with what became of it
+
+
+# session, user, car, the key in use, service keys, every key, the audit log (its commands'
+# status read inside it), the owner's own pending command
+AUDIT_QUERIES = 8

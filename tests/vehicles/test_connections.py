@@ -20,10 +20,12 @@ from django.utils import timezone
 from tests.factories import CarFactory
 from tests.simulation import SimControl, free_port
 from tests.vehicles.test_smartcar import connect_vehicle
-from vehicles import connections, crypto, provider, tasks_connections
+from vehicles import connect as connect_flow
+from vehicles import tasks_connections, tasks_email
+from vehicles.cloud import connections, crypto, provider
+from vehicles.cloud.provider import Tokens
+from vehicles.cloud.smartcar import SmartcarClient
 from vehicles.models import Car, ConnectionStatus, VehicleConnection
-from vehicles.provider import Tokens
-from vehicles.smartcar import SmartcarClient
 
 
 def connect(
@@ -33,7 +35,7 @@ def connect(
     sim_car, tokens = connect_vehicle(sim, settings, **vehicle)
     cloud = SmartcarClient.from_settings()
     attributes = cloud.attributes(access_token=tokens.access_token, vehicle_id=sim_car["id"])
-    connection = connections.connection_create(
+    connection = connect_flow.connection_create(
         car=car,
         tokens=tokens,
         vehicle_id=sim_car["id"],
@@ -131,7 +133,7 @@ def test_reconnecting_the_same_vehicle_forgets_old_tokens_without_revoking(
     )
     tokens = SmartcarClient.from_settings().exchange_code(code=query["code"][0])
     with django_capture_on_commit_callbacks() as callbacks:
-        second = connections.connection_create(
+        second = connect_flow.connection_create(
             car=car,
             tokens=tokens,
             vehicle_id=first.vehicle_id,
@@ -162,7 +164,7 @@ def test_a_vehicle_serves_one_listing_only(sim, settings, car, owner):
     first, tokens = connect(car, sim, settings)
     other_car = CarFactory(owner=owner)
     with pytest.raises(connections.ConnectError, match="already connected"):
-        connections.connection_create(
+        connect_flow.connection_create(
             car=other_car,
             tokens=tokens,
             vehicle_id=first.vehicle_id,
@@ -300,8 +302,8 @@ def test_refused_refresh_marks_unhealthy_and_emails_the_owner_once(
     assert enqueued(callbacks) == [(EMAIL, {"connection_id": connection.pk})]
 
     # The broker may deliver the email task twice: one email.
-    tasks_connections.send_connection_unhealthy_email(connection_id=connection.pk)
-    tasks_connections.send_connection_unhealthy_email(connection_id=connection.pk)
+    tasks_email.send_connection_unhealthy_email(connection_id=connection.pk)
+    tasks_email.send_connection_unhealthy_email(connection_id=connection.pk)
     assert len(mailoutbox) == 1
     email = mailoutbox[0]
     assert email.to == [owner.email]
@@ -419,7 +421,7 @@ def test_disconnect_revokes_access_at_the_cloud(
 ):
     connection, tokens = connect(car, sim, settings)
     with django_capture_on_commit_callbacks() as callbacks:
-        connections.connection_disconnect(connection=connection)
+        connect_flow.connection_disconnect(connection=connection)
     assert connection.status == ConnectionStatus.DISCONNECTED
     assert enqueued(callbacks) == [(REVOKE, {"connection_id": connection.pk})]
     assert connections.connection_live_for_car(car_id=car.pk) is None
@@ -443,7 +445,7 @@ def test_revoking_refreshes_an_expired_access_token_first(
     connection, tokens = connect(car, sim, settings)
     expire_access_soon(connection, minutes=-5)
     with django_capture_on_commit_callbacks():
-        connections.connection_disconnect(connection=connection)
+        connect_flow.connection_disconnect(connection=connection)
     tasks_connections.revoke_vehicle_access(connection_id=connection.pk)
     assert len(refresh_calls) == 1
     cloud = SmartcarClient.from_settings()
@@ -452,7 +454,7 @@ def test_revoking_refreshes_an_expired_access_token_first(
 
 def test_revoking_skips_delete_when_the_vehicle_was_reconnected(sim, settings, car, owner):
     connection, _ = connect(car, sim, settings)
-    connections.connection_disconnect(connection=connection)
+    connect_flow.connection_disconnect(connection=connection)
     # Reconnected to another listing before the revoke task ran.
     query = sim.consent(
         client_id=settings.SMARTCAR_CLIENT_ID,
@@ -463,7 +465,7 @@ def test_revoking_skips_delete_when_the_vehicle_was_reconnected(sim, settings, c
     )
     cloud = SmartcarClient.from_settings()
     tokens = cloud.exchange_code(code=query["code"][0])
-    connections.connection_create(
+    connect_flow.connection_create(
         car=CarFactory(owner=owner),
         tokens=tokens,
         vehicle_id=connection.vehicle_id,

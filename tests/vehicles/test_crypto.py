@@ -11,9 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests.factories import CarFactory
-from vehicles import connections, crypto
+from vehicles import connect
+from vehicles.cloud import crypto
+from vehicles.cloud.provider import Tokens
 from vehicles.models import VehicleConnection
-from vehicles.provider import Tokens
 
 
 def _tokens(n: int) -> Tokens:
@@ -27,7 +28,7 @@ def _tokens(n: int) -> Tokens:
 
 
 def _connection(n: int) -> VehicleConnection:
-    return connections.connection_create(
+    return connect.connection_create(
         car=CarFactory(),
         tokens=_tokens(n),
         vehicle_id=f"00000000-0000-4000-8000-{n:012d}",

@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from vehicles import connections, demo
+from vehicles import connect, demo
 from vehicles.models import ConnectionStatus, VehicleConnection
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_a_wiped_simulator_gets_the_cars_connected_again(sim):
 def test_a_demo_car_disconnected_by_its_owner_is_connected_again_on_the_next_run(sim):
     load()
     car = demo.demo_cars()[0]
-    connections.connection_disconnect(connection=healthy_connections()[car.pk])
+    connect.connection_disconnect(connection=healthy_connections()[car.pk])
 
     load()
 

@@ -11,9 +11,9 @@ import requests
 from django.utils import timezone
 
 from tests.simulation import SimControl, free_port
-from vehicles import provider
-from vehicles.provider import CONNECT_SCOPES, Tokens
-from vehicles.smartcar import POOL_MAXSIZE, SmartcarClient, error_from_response
+from vehicles.cloud import provider
+from vehicles.cloud.provider import CONNECT_SCOPES, Tokens
+from vehicles.cloud.smartcar import POOL_MAXSIZE, SmartcarClient, error_from_response
 
 
 def connect_vehicle(

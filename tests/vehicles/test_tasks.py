@@ -13,7 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from tests.vehicles import fixtures_cloud
-from vehicles import commands, connections, tasks
+from vehicles import commands, tasks
+from vehicles.cloud import connections, outbox, sending
+from vehicles.cloud import sweep as outbox_sweep
 from vehicles.models import (
     CommandAction,
     CommandReason,
@@ -38,7 +40,7 @@ def clock(time_machine):
 
 
 def request(car, *, action=CommandAction.LOCK, reason=CommandReason.OWNER) -> VehicleCommand:
-    actor = car.owner if reason in commands.PERSON_REASONS else None
+    actor = car.owner if reason in outbox.PERSON_REASONS else None
     return commands.vehicle_command_request(car=car, action=action, reason=reason, actor=actor)
 
 
@@ -148,7 +150,7 @@ def test_rate_limit_waits_retry_after_then_succeeds(
 
 
 def test_upstream_backs_off_then_fails_after_the_budget(connected_car, sim_vehicle_id, sim, clock):
-    budget = commands.TRANSIENT_MAX_ATTEMPTS
+    budget = sending.TRANSIENT_MAX_ATTEMPTS
     sim.fault(
         sim_vehicle_id, endpoint="security", type="UPSTREAM", code="NO_RESPONSE", count=budget
     )
@@ -168,7 +170,7 @@ def test_upstream_backs_off_then_fails_after_the_budget(connected_car, sim_vehic
     assert command.error_message
     # Exponential with jitter: each wait within [half, all] of 2, 4, 8, 16 s.
     for attempt, delay in enumerate(delays, start=1):
-        ceiling = commands.BACKOFF_BASE_S * 2 ** (attempt - 1)
+        ceiling = sending.BACKOFF_BASE_S * 2 ** (attempt - 1)
         assert ceiling / 2 - 0.5 <= delay <= ceiling + 0.5
     assert len(sent_to_car(sim, sim_vehicle_id)) == budget
     assert sim.vehicle(sim_vehicle_id)["is_locked"] is False
@@ -275,7 +277,7 @@ def test_rate_limited_person_command_expires_at_its_window(
 
 def stale_after() -> datetime.timedelta:
     return datetime.timedelta(seconds=settings.VEHICLE_CLOUD_READ_TIMEOUT) + (
-        commands.STALE_SENT_MARGIN + datetime.timedelta(seconds=1)
+        outbox_sweep.STALE_SENT_MARGIN + datetime.timedelta(seconds=1)
     )
 
 
@@ -304,7 +306,7 @@ def test_killed_worker_the_sweep_sends_again_exactly_once(
 ):
     command = request(connected_car, reason=CommandReason.TRIP_END)
     # A worker claimed it and died before calling the car.
-    assert commands.command_claim(command_id=command.pk) is not None
+    assert sending.command_claim(command_id=command.pk) is not None
     clock.shift(stale_after())
 
     assert sweep() == 1
@@ -327,7 +329,7 @@ def test_killed_worker_the_sweep_sends_again_exactly_once(
 
 def test_killed_worker_after_the_car_applied_it(connected_car, sim_vehicle_id, sim, clock, sweep):
     command = request(connected_car, reason=CommandReason.TRIP_END)
-    assert commands.command_claim(command_id=command.pk) is not None
+    assert sending.command_claim(command_id=command.pk) is not None
     sim.set_state(sim_vehicle_id, is_locked=True)  # it reached the car; the answer was lost
     clock.shift(stale_after())
 
@@ -346,7 +348,7 @@ def test_killed_worker_persons_command_is_not_sent_late(
 ):
     command = request(connected_car, action=CommandAction.UNLOCK)
     sim.set_state(sim_vehicle_id, is_locked=True)
-    assert commands.command_claim(command_id=command.pk) is not None
+    assert sending.command_claim(command_id=command.pk) is not None
     clock.shift(stale_after())
 
     assert sweep() == 0
@@ -359,7 +361,7 @@ def test_killed_worker_persons_command_is_not_sent_late(
 
 def test_sweep_leaves_recent_sent_commands_alone(connected_car, sim_vehicle_id, sim, sweep):
     command = request(connected_car, reason=CommandReason.TRIP_END)
-    commands.command_claim(command_id=command.pk)
+    sending.command_claim(command_id=command.pk)
     assert sweep() == 0
     command.refresh_from_db()
     assert command.status == C.SENT  # its worker may still be waiting for the car
@@ -367,31 +369,31 @@ def test_sweep_leaves_recent_sent_commands_alone(connected_car, sim_vehicle_id, 
 
 def test_late_answer_of_a_resent_command_is_ignored(connected_car, sim_vehicle_id, sim, clock):
     command = request(connected_car, reason=CommandReason.TRIP_END)
-    slow = commands.command_claim(command_id=command.pk)
+    slow = sending.command_claim(command_id=command.pk)
     clock.shift(stale_after())
-    stale = commands.commands_stale_sent(now=timezone.now())
-    assert commands.command_settle_stale(stale=stale[0], lock_status=None) == C.QUEUED
-    fresh = commands.command_claim(command_id=command.pk)
+    stale = outbox_sweep.commands_stale_sent(now=timezone.now())
+    assert outbox_sweep.command_settle_stale(stale=stale[0], lock_status=None) == C.QUEUED
+    fresh = sending.command_claim(command_id=command.pk)
     assert fresh.attempt == slow.attempt + 1
 
-    from vehicles.provider import CommandAck
+    from vehicles.cloud.provider import CommandAck
 
-    assert not commands.command_record_ack(claim=slow, ack=CommandAck(message="late"))
-    assert commands.command_record_ack(claim=fresh, ack=CommandAck(message="ok"))
+    assert not sending.command_record_ack(claim=slow, ack=CommandAck(message="late"))
+    assert sending.command_record_ack(claim=fresh, ack=CommandAck(message="ok"))
 
 
 def test_an_answer_with_the_car_already_showing_it_is_confirmed_in_the_same_transaction(
     connected_car, django_assert_max_num_queries
 ):
-    from vehicles.provider import CommandAck, LockStatus
+    from vehicles.cloud.provider import CommandAck, LockStatus
 
-    claim = commands.command_claim(command_id=request(connected_car).pk)
+    claim = sending.command_claim(command_id=request(connected_car).pk)
     locked = LockStatus(is_locked=True, doors_open=False)
     VehicleStatus.objects.create(car=connected_car, is_locked=False)  # read before, as usual
 
     # BEGIN, the command under its lock, the event, the move, the car's status row, COMMIT.
     with django_assert_max_num_queries(6):
-        assert commands.command_record_ack(
+        assert sending.command_record_ack(
             claim=claim, ack=CommandAck(message="ok"), confirmed=locked
         )
 
@@ -402,11 +404,11 @@ def test_an_answer_with_the_car_already_showing_it_is_confirmed_in_the_same_tran
 
 
 def test_a_confirmation_must_show_what_the_command_asked_for(connected_car):
-    from vehicles.provider import CommandAck, LockStatus
+    from vehicles.cloud.provider import CommandAck, LockStatus
 
-    claim = commands.command_claim(command_id=request(connected_car).pk)  # a lock
+    claim = sending.command_claim(command_id=request(connected_car).pk)  # a lock
     with pytest.raises(ValueError, match="confirmed="):
-        commands.command_record_ack(
+        sending.command_record_ack(
             claim=claim,
             ack=CommandAck(message="ok"),
             confirmed=LockStatus(is_locked=False, doors_open=False),
@@ -417,7 +419,7 @@ def test_a_car_slow_to_show_the_command_is_read_again_after_a_pause(
     connected_car, sim_vehicle_id, sim
 ):
     reads = []
-    cloud_class = type(tasks.provider.get_provider())
+    cloud_class = type(tasks.configured.get_provider())
     real = cloud_class.lock_status
 
     def first_read_unchanged(self, *, access_token, vehicle_id):
@@ -444,7 +446,7 @@ def test_sweep_resends_a_lost_message_once(
 ):
     # Committed, but the message never reached a worker (Redis restarted, say).
     command = request(connected_car, reason=CommandReason.TRIP_END)
-    clock.shift(commands.REDISPATCH_AFTER + datetime.timedelta(seconds=1))
+    clock.shift(outbox_sweep.REDISPATCH_AFTER + datetime.timedelta(seconds=1))
 
     with (
         patch.object(tasks.run_vehicle_command, "apply_async") as apply_async,

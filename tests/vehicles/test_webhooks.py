@@ -300,8 +300,8 @@ def test_the_simulators_deliveries_are_accepted(sim, settings, client, connected
     """What the simulator sends for a lock (signed, deliveredAt stamped) is caught on its way
     and handed to our receiver as is: accepted, and the car shows locked."""
     from tests.simulator.test_webhooks import Receiver
-    from vehicles import connections
-    from vehicles.provider import get_provider
+    from vehicles.cloud import connections
+    from vehicles.cloud.configured import get_provider
 
     connection = connections.connection_live_for_car(car_id=connected_car.pk)
     receiver = Receiver()

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vehicles import crypto
+from vehicles.cloud import crypto
 from vehicles.models import VehicleConnection
 
 

@@ -1,8 +1,10 @@
-"""A car's connection to the vehicle cloud: create, use its tokens, fall ill, disconnect.
+"""A car's connection to the vehicle cloud: find it, use its tokens, fall ill.
+
+Created and disconnected by the Connect flow (vehicles.connect), which schedules the revocation.
 
 A connection is healthy from Connect on; it turns unhealthy when its refresh token is refused
 (the owner is emailed once to reconnect) and disconnected when the owner disconnects or
-reconnects. Tokens are encrypted at rest (vehicles.crypto). Smartcar rotates both tokens on every
+reconnects. Tokens are encrypted at rest (vehicles.cloud.crypto). Smartcar rotates both tokens on every
 refresh and kills the spent refresh token a minute later, so one refresh per connection at a
 time: a per-connection Redis lock, never a database row lock held across the HTTP call.
 """
@@ -16,17 +18,17 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
-from carshare import db
 from carshare.errors import DomainError
-from vehicles import crypto, provider
-from vehicles.models import VEHICLE_CONNECTED_ONCE, Car, ConnectionStatus, VehicleConnection
-from vehicles.provider import Attributes, Tokens
+from vehicles import tasks_email
+from vehicles.cloud import configured, crypto, provider
+from vehicles.cloud.provider import Tokens
+from vehicles.models import ConnectionStatus, VehicleConnection
 
 log = logging.getLogger(__name__)
 
@@ -73,87 +75,6 @@ def connections_aging(*, now: datetime.datetime) -> list[int]:
     )
 
 
-# --- create and disconnect -------------------------------------------------------------------
-
-
-def _retire(previous: VehicleConnection, *, vehicle_id: str, now: datetime.datetime) -> None:
-    """Disconnect the car's earlier connection inside connection_create's transaction."""
-    from vehicles import tasks_connections
-
-    fields: dict[str, object] = {"status": S.DISCONNECTED, "disconnected_at": now}
-    # A reconnect of the same vehicle: DELETE /application would take the car away from the
-    # new grant too (it acts on every Connect session), so only forget the old tokens.
-    same_vehicle = previous.vehicle_id == vehicle_id and previous.provider == "smartcar"
-    if same_vehicle:
-        fields.update(_cleared_tokens())
-    VehicleConnection.objects.filter(pk=previous.pk).update(**fields)
-    if not same_vehicle:
-        tasks_connections.revoke_vehicle_access.delay_on_commit(connection_id=previous.pk)
-
-
-def connection_create(
-    *,
-    car: Car,
-    tokens: Tokens,
-    vehicle_id: str,
-    scopes: list[str],
-    attributes: Attributes | None,
-    vin: str,
-    mode: str,
-) -> VehicleConnection:
-    """Store a new live connection for the car (tokens encrypted), retiring its previous one."""
-    now = timezone.now()
-    try:
-        with transaction.atomic(durable=True):
-            # The car row lock serialises two callbacks for one car (a double-submitted Connect).
-            Car.objects.select_for_update().filter(pk=car.pk).first()
-            previous = connection_live_for_car(car_id=car.pk)
-            if previous is not None:
-                _retire(previous, vehicle_id=vehicle_id, now=now)
-            connection = VehicleConnection.objects.create(
-                car=car,
-                provider="smartcar",
-                mode=mode,
-                vehicle_id=vehicle_id,
-                scopes=list(scopes),
-                access_token_encrypted=crypto.encrypt_token(tokens.access_token),
-                refresh_token_encrypted=crypto.encrypt_token(tokens.refresh_token),
-                access_expires_at=tokens.access_expires_at,
-                refresh_expires_at=tokens.refresh_expires_at,
-                status=S.HEALTHY,
-                reported_make=attributes.make if attributes else "",
-                reported_model=attributes.model[:64] if attributes else "",
-                reported_year=attributes.year if attributes else None,
-                reported_vin=vin or "",
-            )
-    except IntegrityError as error:
-        # The vehicle already serves another listing.
-        if db.violates(error, VEHICLE_CONNECTED_ONCE):
-            raise ConnectError(
-                _("This vehicle is already connected to another car on carshare.")
-            ) from error
-        raise
-    return connection
-
-
-@transaction.atomic(durable=True)
-def connection_disconnect(*, connection: VehicleConnection) -> None:
-    """Mark disconnected now; a task revokes our access at the vehicle cloud after commit."""
-    now = timezone.now()
-    updated = (
-        VehicleConnection.objects.filter(pk=connection.pk)
-        .exclude(status=S.DISCONNECTED)
-        .update(status=S.DISCONNECTED, disconnected_at=now)
-    )
-    if updated:
-        from vehicles import tasks_connections
-
-        # No I/O in the request: DELETE /application happens in a worker, with retries.
-        tasks_connections.revoke_vehicle_access.delay_on_commit(connection_id=connection.pk)
-        connection.status = S.DISCONNECTED
-        connection.disconnected_at = now
-
-
 def connection_mark_unhealthy(*, connection_id: int, reason: str) -> None:
     """Healthy → unhealthy, and the owner is emailed (once per episode) to reconnect.
 
@@ -165,11 +86,7 @@ def connection_mark_unhealthy(*, connection_id: int, reason: str) -> None:
             status=S.UNHEALTHY, status_reason=reason[:255], unhealthy_notified_at=None
         )
         if updated:
-            from vehicles import tasks_connections
-
-            tasks_connections.send_connection_unhealthy_email.delay_on_commit(
-                connection_id=connection_id
-            )
+            tasks_email.send_connection_unhealthy_email.delay_on_commit(connection_id=connection_id)
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -194,7 +111,7 @@ def _refresh_lock_seconds() -> float:
     return settings.VEHICLE_CLOUD_CONNECT_TIMEOUT + settings.VEHICLE_CLOUD_READ_TIMEOUT + 15
 
 
-def _cleared_tokens() -> dict[str, object]:
+def cleared_tokens() -> dict[str, object]:
     return {
         "access_token_encrypted": "",
         "refresh_token_encrypted": "",
@@ -263,7 +180,7 @@ def _refreshed(
             return connection
         if connection.status == S.UNHEALTHY or not connection.refresh_token_encrypted:
             raise _no_tokens(connection)  # a refused refresh token is never spent twice
-        client = provider.get_provider()
+        client = configured.get_provider()
         try:
             tokens = client.refresh(
                 refresh_token=crypto.decrypt_token(connection.refresh_token_encrypted)
@@ -349,7 +266,7 @@ def connection_refresh_if_aging(*, connection_id: int) -> bool:
 def connection_forget_tokens(*, connection_id: int) -> None:
     """Wipe a disconnected connection's tokens once they are revoked or useless."""
     VehicleConnection.objects.filter(pk=connection_id, status=S.DISCONNECTED).update(
-        **_cleared_tokens()
+        **cleared_tokens()
     )
 
 

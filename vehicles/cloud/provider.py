@@ -1,7 +1,7 @@
 """The vehicle-cloud boundary: one interface, typed results, typed errors.
 
-Everything else in carshare talks to cars through `get_provider()`; the Smartcar implementation
-(vehicles/smartcar.py) speaks Smartcar API v2.0 to real Smartcar or to the local simulator,
+Everything else in carshare talks to cars through `vehicles.cloud.configured.get_provider()`;
+the Smartcar implementation (vehicles/cloud/smartcar.py) speaks Smartcar API v2.0 to real Smartcar or to the local simulator,
 depending on settings. Errors keep Smartcar's type, code, status, retry-after and the message it
 suggests showing to people, so callers decide retry policy from facts, not from strings.
 """
@@ -196,10 +196,3 @@ class VehicleCloud(Protocol):
     def battery(self, *, access_token: str, vehicle_id: str) -> Level: ...
 
     def disconnect(self, *, access_token: str, vehicle_id: str) -> None: ...
-
-
-def get_provider() -> VehicleCloud:
-    """The configured vehicle cloud (Smartcar or the simulator, by settings)."""
-    from vehicles.smartcar import SmartcarClient
-
-    return SmartcarClient.from_settings()

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from vehicles import provider
-from vehicles.provider import (
+from vehicles.cloud import provider
+from vehicles.cloud.provider import (
     CONNECT_SCOPES,
     Attributes,
     CommandAck,
