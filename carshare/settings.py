@@ -236,6 +236,13 @@ def _rate(name: str, default: str) -> tuple[int, int]:
 # its way) per person and per car, in a sliding window.
 KEY_UNLOCK_RATE_PER_PERSON = _rate("KEY_UNLOCK_RATE_PER_PERSON", "10/300")
 KEY_UNLOCK_RATE_PER_CAR = _rate("KEY_UNLOCK_RATE_PER_CAR", "20/300")
+# A trip's unlock at its start tries a car that cannot be reached (asleep, no coverage, the
+# cloud down or throttling) again for this long, with pauses by error (vehicles.cloud.sending).
+TRIP_START_RETRY_MINUTES = int(os.environ.get("TRIP_START_RETRY_MINUTES", "15"))
+# When the start's unlock has not reached the car this long after the start (or has failed
+# this many sends), the renter, the owner and the admins are told (keys.startunlocks).
+TRIP_START_ALERT_AFTER_S = int(os.environ.get("TRIP_START_ALERT_AFTER_S", "60"))
+TRIP_START_ALERT_AFTER_ATTEMPTS = int(os.environ.get("TRIP_START_ALERT_AFTER_ATTEMPTS", "3"))
 # --- end of the keys block ----------------------------------------------------------------
 
 # --- Auth and allauth (https://docs.allauth.org/en/latest/account/configuration.html) -------

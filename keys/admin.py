@@ -30,7 +30,7 @@ from carshare.adminlib import (
 )
 from keys import grants, use
 from keys.errors import KeyRefused
-from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent
+from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent, StartUnlock
 from vehicles import admin as vehicle_admin
 from vehicles.models import Car, CommandAction, VehicleConnection
 
@@ -208,6 +208,31 @@ class EndLockAdmin(ReadOnlyAdmin):
         # A confirmed lock closes the end lock at the next sweep, like any other lock.
         cars = {end_lock.car_id: end_lock.car for end_lock in queryset.select_related("car")}
         _lock_cars(self, request, list(cars.values()))
+
+
+@admin.register(StartUnlock)
+class StartUnlockAdmin(ReadOnlyAdmin):
+    """Trips whose car had to open at the start: pending ones are still being tried, failed ones
+    need a person (the renter may be at the car). Staff see every trip at risk here."""
+
+    list_display = ["car", "status", "started", "attempts", "alerts_sent", "at_car", "problem"]
+    list_filter = ["status"]
+    search_fields = ["car__licence_plate", "car__owner__email", "key__holder__email"]
+    list_select_related = ["car", "command"]
+    readonly_fields = ("key", "car", "status", "command", "started", "alerts_sent", "last_alert",
+                       "last_problem", "at_car", "owner_asked", "opened", "done")  # fmt: skip
+    fields = readonly_fields
+    problem = short_text("last_problem", "last problem")
+    started = car_time("starts_at", "trip start")
+    at_car = car_time("at_car_at", "renter at the car")
+    owner_asked = car_time("owner_asked_at", "owner asked")
+    opened = car_time("opened_at", "opened")
+    done = car_time("done_at", "done")
+    last_alert = car_time("last_alert_at", "last alert")
+
+    @admin.display(description="attempts")
+    def attempts(self, start: StartUnlock) -> int:
+        return start.command.attempts if start.command else 0
 
 
 # --- Force lock on the vehicles admin ---------------------------------------------------------

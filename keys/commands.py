@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import TypedDict
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,7 +20,7 @@ from keys.errors import KeyRefused, key_ended_message, local_time, trip_over_mes
 from keys.models import DigitalKey, KeyStatus
 from vehicles import commands as vehicle_commands
 from vehicles.cloud import outbox
-from vehicles.models import CommandAction, VehicleCommand
+from vehicles.models import CommandAction, CommandReason, VehicleCommand
 
 K = KeyStatus
 
@@ -43,6 +44,11 @@ def key_refusal(*, key: DigitalKey, action: str, now: datetime.datetime) -> KeyR
     if action == CommandAction.LOCK and now >= key.lock_until:
         return KeyRefused("key_not_active", key_ended_message(K.EXPIRED))
     return None  # issued keys inside their window are opened on first use (car_command_request)
+
+
+def start_retry_window() -> datetime.timedelta:
+    """How long after a trip's start its unlock keeps trying a car that cannot be reached."""
+    return datetime.timedelta(minutes=settings.TRIP_START_RETRY_MINUTES)
 
 
 class KeyDeadline(TypedDict, total=False):
@@ -72,6 +78,11 @@ def system_command(
     denied attempt, never an exception that would undo the trip's move. An end lock has no
     deadline; the unlock at the start goes only inside the key's window."""
     deadline: KeyDeadline = {} if reason in outbox.END_LOCK_REASONS else key_deadline(key, action)
+    # The unlock at a trip's start keeps trying a car that cannot be reached for a while: the
+    # renter is on the way or at the car (vehicles.cloud.sending, the start window).
+    retry_until = None
+    if reason == CommandReason.TRIP_START:
+        retry_until = (not_before or timezone.now()) + start_retry_window()
     try:
         command = vehicle_commands.vehicle_command_enqueue(
             car_id=key.car_id,
@@ -80,6 +91,7 @@ def system_command(
             actor=None,
             key_id=key.pk,
             not_before=not_before,
+            retry_until=retry_until,
             **deadline,
         )
     except vehicle_commands.CommandRefused as error:

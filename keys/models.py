@@ -243,3 +243,42 @@ class EndLock(models.Model):
 
     def __str__(self) -> str:
         return f"End lock of {self.car_id} ({self.status})"
+
+
+class StartUnlockStatus(models.TextChoices):
+    PENDING = "pending", _("Opening")
+    OPENED = "opened", _("Opened")
+    FAILED = "failed", _("Could not be opened")
+    CANCELLED = "cancelled", _("Trip cancelled")
+
+
+class StartUnlock(models.Model):
+    """The car must open at the start of a trip. Its unlock is tried again while the car cannot
+    be reached, within the start window (vehicles.cloud.sending); the key clock watches it
+    (keys.startunlocks): it tells the renter, the owner and the admins when the first attempts
+    fail, and again when the car opens, and keeps what the renter did at the car."""
+
+    key = models.OneToOneField(DigitalKey, models.PROTECT, related_name="start_unlock")
+    car = models.ForeignKey("vehicles.Car", models.PROTECT, related_name="+")
+    starts_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=StartUnlockStatus, default="pending")
+    created_at = models.DateTimeField(auto_now_add=True)
+    command = models.ForeignKey(
+        "vehicles.VehicleCommand", models.PROTECT, null=True, blank=True, related_name="+"
+    )  # the latest unlock sent for this start: the staged one, or one the ladder asked for
+    alerts_sent = models.PositiveSmallIntegerField(default=0)
+    last_alert_at = models.DateTimeField(null=True, blank=True)
+    last_problem = models.CharField(max_length=500, blank=True)
+    # "I'm at the car and it won't open": when the renter said so, and when the owner was asked
+    # to unlock it themselves.
+    at_car_at = models.DateTimeField(null=True, blank=True)
+    owner_asked_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        indexes = [models.Index(fields=["status", "starts_at"])]
+
+    def __str__(self) -> str:
+        return f"Start unlock of {self.car_id} ({self.status})"

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys.errors import local_time
-from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind
+from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind, StartUnlock, StartUnlockStatus
 
 
 def _url(path: str) -> str:
@@ -92,3 +92,66 @@ def send_end_lock_alert(*, end_lock_id: int, number: int, recipient: str) -> Non
         subject = _("Action needed: the %(car)s did not lock") % {"car": end_lock.car.title}
     body = render_to_string("emails/keys/end_lock_alert.txt", context)
     send_mail(subject, body, None, [recipient])
+
+
+def start_unlock_recipients(*, start_unlock_id: int) -> list[str]:
+    """The renter (the trip key's holder), the owner and every active admin, each once."""
+    start = (
+        StartUnlock.objects.select_related("car__owner", "key__holder")
+        .filter(pk=start_unlock_id)
+        .first()
+    )
+    if start is None:
+        return []
+    emails = [start.key.holder.email, start.car.owner.email]
+    emails += list(
+        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
+    )
+    return list(dict.fromkeys(e for e in emails if e))
+
+
+def send_start_unlock_alert(*, start_unlock_id: int, number: int, recipient: str) -> None:
+    start = StartUnlock.objects.select_related("car__owner", "key__holder", "command").get(
+        pk=start_unlock_id
+    )
+    opened = number == 0 or start.status == StartUnlockStatus.OPENED
+    renter, owner = start.key.holder, start.car.owner
+    context = {
+        "start": start,
+        "car": start.car,
+        "opened": opened,
+        "failed": start.status == StartUnlockStatus.FAILED,
+        "problem": start.last_problem,
+        "attempts": start.command.attempts if start.command else 0,
+        "starts_at": local_time(start.car, start.starts_at),
+        "is_renter": recipient == renter.email,
+        "is_owner": recipient == owner.email,
+        "renter_name": renter.get_full_name() or renter.email,
+        "key_url": _url(start.key.get_absolute_url()),
+        "car_keys_url": _url(reverse("keys:car_keys", args=[start.car.public_id])),
+    }
+    if opened:
+        subject = _("The %(car)s is open now") % {"car": start.car.title}
+    else:
+        subject = _("Action needed: the %(car)s did not open for the trip") % {
+            "car": start.car.title
+        }
+    body = render_to_string("emails/keys/start_unlock_alert.txt", context)
+    send_mail(subject, body, None, [recipient])
+
+
+def send_owner_at_car_request(*, start_unlock_id: int) -> None:
+    start = StartUnlock.objects.select_related("car__owner", "key__holder").get(pk=start_unlock_id)
+    renter = start.key.holder
+    context = {
+        "car": start.car,
+        "renter_name": renter.get_full_name() or renter.email,
+        "renter_phone": renter.phone,
+        "rescue_url": _url(reverse("keys:start_rescue", args=[start.key.public_id])),
+    }
+    subject = _("%(name)s is at your %(car)s and it will not open") % {
+        "name": context["renter_name"],
+        "car": start.car.title,
+    }
+    body = render_to_string("emails/keys/owner_at_car.txt", context)
+    send_mail(subject, body, None, [start.car.owner.email])

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys import commands as key_commands
-from keys import endlocks, tasks
+from keys import endlocks, startunlocks, tasks
 from keys.errors import trip_over_message
 from keys.lifecycle import KEY_CLOCK_HORIZON, key_move, lock_grace
 from keys.models import LIVE_STATUSES, DigitalKey, KeyEvent, KeyKind, KeyStatus
@@ -133,9 +133,11 @@ def trip_keys_start(*, booking_id: int) -> DigitalKey | None:
         return trip_key
     if vehicle_commands.command_exists(key_id=trip_key.pk, reason=CommandReason.TRIP_START):
         return trip_key  # staged ahead by trip_unlock_stage: it goes (or went) at the start
-    key_commands.system_command(
+    command = key_commands.system_command(
         key=trip_key, action=CommandAction.UNLOCK, reason=CommandReason.TRIP_START
     )
+    if command is not None:
+        startunlocks.start_unlock_begin(key=trip_key, command=command, starts_at=now)
     return trip_key
 
 
@@ -161,7 +163,10 @@ def trip_unlock_stage(*, booking_id: int, starts_at: datetime.datetime) -> bool:
         reason=CommandReason.TRIP_START,
         not_before=starts_at,
     )
-    return command is not None
+    if command is None:
+        return False
+    startunlocks.start_unlock_begin(key=trip_key, command=command, starts_at=starts_at)
+    return True
 
 
 def trip_keys_end(*, booking_id: int) -> DigitalKey | None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 # tasks_email: Celery's autodiscovery imports keys.tasks only, so importing the email tasks here
 # registers them in every worker too. They sit in a module of their own, below the services that
 # queue them; these tasks sit above the services they call.
-from keys import endlocks, lifecycle, tasks_email  # noqa: F401
+from keys import endlocks, lifecycle, startunlocks, tasks_email  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_key_clock() -> None:
     """Every KEY_CLOCK_SWEEP_S from CELERY_BEAT_SCHEDULE: open windows that have started, lock
     cars at the end of service windows, expire keys past their grace, and look after every end
-    lock not yet confirmed. ETA tasks give precision; this catches whatever they missed."""
+    lock not yet confirmed and every started trip whose car has not opened yet. ETA tasks give precision; this catches whatever they missed."""
     now = timezone.now()
     due = lifecycle.keys_due(now=now)
     for key_id in due["activate"]:
@@ -36,6 +36,9 @@ def run_key_clock() -> None:
         end_service_window.apply_async(kwargs={"key_id": key_id}, eta=ends_at)
     for end_lock_id in endlocks.end_locks_pending():
         endlocks.end_lock_check(end_lock_id=end_lock_id)
+    startunlocks.start_unlocks_settle_opened(now=now)
+    for start_unlock_id in startunlocks.start_unlocks_due(now=now):
+        startunlocks.start_unlock_check(start_unlock_id=start_unlock_id)
 
 
 @shared_task(acks_late=True)

@@ -50,3 +50,28 @@ def send_end_lock_alert(end_lock_id: int, number: int) -> None:
                 recipient=recipient,
             ),
         )
+
+
+@shared_task(**once.EMAIL_TASK_OPTIONS)
+def send_start_unlock_alert(start_unlock_id: int, number: int) -> None:
+    """Alert `number` (1, 2, ...) that a car would not open at the start of its trip, to the
+    renter, the owner and the admins; number 0 says it opened. Once each."""
+    for recipient in notifications.start_unlock_recipients(start_unlock_id=start_unlock_id):
+        once.send_once(
+            f"keys:startunlock:{start_unlock_id}:{number}:{recipient}",
+            functools.partial(
+                notifications.send_start_unlock_alert,
+                start_unlock_id=start_unlock_id,
+                number=number,
+                recipient=recipient,
+            ),
+        )
+
+
+@shared_task(**once.EMAIL_TASK_OPTIONS)
+def send_owner_at_car_request(start_unlock_id: int) -> None:
+    """The renter is at the car and it will not open: ask the owner to unlock it. Once."""
+    once.send_once(
+        f"keys:startunlock:{start_unlock_id}:at-car",
+        functools.partial(notifications.send_owner_at_car_request, start_unlock_id=start_unlock_id),
+    )

@@ -12,6 +12,11 @@ urlpatterns = [
     path("<uuid:public_id>/car-status/", views.key_car_status, name="key_car_status"),
     path("<uuid:public_id>/share/", views.key_share, name="key_share"),
     path("<uuid:public_id>/revoke/", views.key_revoke, name="key_revoke"),
+    # The trip's start unlock: its attempts, "I'm at the car and it won't open", and the
+    # owner's one-tap unlock for a renter at the car (a trip key's id, the owner only).
+    path("<uuid:public_id>/start/", views.key_start_status, name="key_start_status"),
+    path("<uuid:public_id>/at-car/", views.key_at_car, name="key_at_car"),
+    path("<uuid:public_id>/rescue/", views.start_rescue, name="start_rescue"),
     # A lock or unlock asked for from these pages, followed until it is done.
     path("commands/<uuid:public_id>/", views.key_command_status, name="key_command_status"),
     # The owner's "Keys and access" panel of a car.

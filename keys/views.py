@@ -17,7 +17,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
@@ -27,14 +27,14 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from accounts.models import User
 from carshare.http import AuthedHtmxRequest, ask_to_confirm, is_confirmed, render_page_or_partial
 from keys import commands as key_commands
-from keys import grants, selectors, use
+from keys import grants, ladder, selectors, use
 from keys.errors import KeyRefused
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
-from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus
+from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus, StartUnlockStatus
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
 from vehicles import selectors as vehicle_selectors
-from vehicles.models import Car, CommandAction, VehicleCommand
+from vehicles.models import Car, CommandAction, CommandStatus, VehicleCommand
 
 KEY_PAGE = "keys/key_detail.html"
 KEY_PANEL = "keys/_key_panel.html"
@@ -105,7 +105,41 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
         ) or next((c for c in pending if c.joined_by.filter(pk=user.pk).exists()), None)
     if context["live"]:
         context |= _live_status_context(user, key)
+    if is_holder:
+        context |= start_context(key=key, now=now, unlock_refusal=unlock_refusal)
     return context
+
+
+# How often the start region asks again while the car is being reached, in seconds.
+START_POLL_S = 3
+
+
+def start_context(
+    *, key: DigitalKey, now: datetime.datetime, unlock_refusal: KeyRefused | None
+) -> dict[str, Any]:
+    """The trip's start unlock as its holder sees it: the attempts while carshare is reaching the
+    car, what the car said, and "I'm at the car" once the trip has started."""
+    start = ladder.start_unlock_of(key=key)
+    if start is None or start.status == StartUnlockStatus.CANCELLED:
+        return {"start": None}
+    command = start.command
+    next_in = None
+    if command is not None and command.status == CommandStatus.QUEUED and command.attempts:
+        due = command.next_attempt_at
+        next_in = None if due is None else max(0, round((due - now).total_seconds()))
+    started = start.starts_at <= now
+    return {
+        "start": start,
+        "start_command": command,
+        "start_next_in": next_in,
+        "start_trying": start.status == StartUnlockStatus.PENDING and started,
+        "start_poll": start.status == StartUnlockStatus.PENDING and started,
+        # The ladder, while the key opens the car and the car has not opened by itself.
+        "start_at_car": started
+        and unlock_refusal is None
+        and start.status in (StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
+        "start_poll_s": START_POLL_S,
+    }
 
 
 def _live_status_context(user: User, key: DigitalKey) -> dict[str, Any]:
@@ -219,6 +253,103 @@ def _key_command(request: AuthedHtmxRequest, public_id: UUID, action: str) -> Ht
         return redirect(key)
     response = _fragment(request, COMMAND_FRAGMENT, {"command": command})
     return _command_changed(response)
+
+
+@login_required
+@require_GET
+def key_start_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The trip's start unlock (attempts, what the car said, the ladder), polled while carshare
+    is reaching the car; the key's page without htmx."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    if not request.htmx:
+        return redirect(key)
+    return _start_fragment(request, key)
+
+
+def _start_fragment(
+    request: AuthedHtmxRequest, key: DigitalKey, extra: dict[str, Any] | None = None
+) -> HttpResponse:
+    now = timezone.now()
+    refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    context = {"key": key, "car": key.car, "is_holder": True}
+    context |= start_context(key=key, now=now, unlock_refusal=refusal) | (extra or {})
+    return _fragment(request, f"{KEY_PANEL}#key-start", context)
+
+
+@login_required
+@require_POST
+def key_at_car(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """ "I'm at the car and it won't open": carshare tries again at once and asks the owner."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    try:
+        done = ladder.at_car(key=key, user=request.user, via="web")
+    except KeyRefused as refusal:
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(key)
+        return _start_fragment(request, key, {"start_error": str(refusal)})
+    words = at_car_words(done, owner=key.car.owner)
+    if not request.htmx:
+        messages.info(request, words)
+        return redirect(key)
+    return _command_changed(_start_fragment(request, key, {"start_message": words}))
+
+
+def at_car_words(done: ladder.AtCar, *, owner: User) -> str:
+    """What the renter is told after saying they are at the car."""
+    name = owner.first_name or _("the owner")
+    if done.retry == "now":
+        first = _("carshare is trying to open the car again right now.")
+    elif done.retry == "in_flight":
+        first = _("carshare is sending the unlock to the car right now.")
+    else:
+        first = _("carshare sent a new unlock to the car.")
+    if done.owner_asked:
+        return (
+            first + " " + _("We have asked %(name)s to unlock it and to call you.") % {"name": name}
+        )
+    return first
+
+
+@login_required
+def start_rescue(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The owner's one-tap unlock for a renter at the car (linked from the email): a page with
+    one button; the unlock is an override, recorded and shown to the renter."""
+    key = get_object_or_404(
+        DigitalKey.objects.select_related("car", "holder"),
+        public_id=public_id,
+        car__owner=request.user,
+        kind=KeyKind.TRIP,
+    )
+    renter = key.holder.get_full_name() or key.holder.email
+    if request.method == "POST" and is_confirmed(request):
+        try:
+            use.car_command_request(
+                car=key.car,
+                user=request.user,
+                action=CommandAction.UNLOCK,
+                override=True,
+                note=_("%(name)s was at the car and it would not open.") % {"name": renter},
+                via="web",
+            )
+        except KeyRefused as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.info(
+                request, _("Unlocking your car for %(name)s: follow it below.") % {"name": renter}
+            )
+        return redirect("keys:car_keys", public_id=key.car.public_id)
+    return ask_to_confirm(
+        request,
+        question=_("Unlock your %(car)s for %(name)s now?")
+        % {"car": key.car.title, "name": renter},
+        yes=_("Unlock now"),
+        back_url=key.car.get_absolute_url(),
+        detail=_(
+            "%(name)s is at the car and it will not open. The unlock is recorded and shown to them."
+        )
+        % {"name": renter},
+    )
 
 
 def _command_changed(response: HttpResponse) -> HttpResponse:

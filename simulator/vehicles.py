@@ -63,6 +63,9 @@ FIELDS: dict[str, tuple[str, float | None, float | None]] = {
     "in_motion": ("bool", None, None),
     "asleep": ("bool", None, None),
     "reachable": ("bool", None, None),
+    # Unreachable (as reachable=false) until this Unix time, then reachable again by itself: a
+    # car in a garage or out of coverage at a trip's start, for tests and benchmarks.
+    "unreachable_until": ("opt_num", 0, 1e11),
     "remote_access_enabled": ("bool", None, None),
     "service_mode": ("bool", None, None),
     "ignition_on": ("bool", None, None),
@@ -188,6 +191,7 @@ def vehicle_new(data: Any, *, now: float, existing_vins: set[str]) -> dict[str, 
         "in_motion": False,
         "asleep": False,
         "reachable": True,
+        "unreachable_until": None,
         "remote_access_enabled": True,
         "service_mode": False,
         "ignition_on": False,
@@ -382,10 +386,15 @@ def read_body(vehicle: dict[str, Any], endpoint: str, *, imperial: bool) -> dict
     raise ApiError("RESOURCE_NOT_FOUND", "PATH")
 
 
+def is_reachable(vehicle: dict[str, Any]) -> bool:
+    until = vehicle.get("unreachable_until")
+    return bool(vehicle["reachable"]) and (until is None or until <= time.time())
+
+
 def command_refusal(vehicle: dict[str, Any], action: str) -> str | None:
     """The VEHICLE_STATE code that stops a command now, or None."""
     v = vehicle
-    if not v["reachable"]:
+    if not is_reachable(v):
         return "UNREACHABLE"
     if v["service_mode"]:
         return "VEHICLE_OFFLINE_FOR_SERVICE"
@@ -409,7 +418,7 @@ def command_refusal(vehicle: dict[str, Any], action: str) -> str | None:
 
 def read_refusal(vehicle: dict[str, Any]) -> str | None:
     """Reads come from the OEM cloud: a sleeping car still answers, an unreachable one does not."""
-    if not vehicle["reachable"]:
+    if not is_reachable(vehicle):
         return "UNREACHABLE"
     if not vehicle["remote_access_enabled"]:
         return "REMOTE_ACCESS_DISABLED"

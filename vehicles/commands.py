@@ -24,6 +24,7 @@ from carshare.errors import DomainError
 from vehicles import tasks
 from vehicles.cloud import connections, live_status, outbox
 from vehicles.cloud.outbox import END_LOCK_REASONS, PERSON_REASONS, PERSON_SEND_WINDOW, C
+from vehicles.makes import command_min_interval
 from vehicles.models import (
     COMMAND_PENDING,
     Car,
@@ -85,6 +86,7 @@ def vehicle_command_enqueue(
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
     late_message: str = "",
+    retry_until: datetime.datetime | None = None,
     admit: Callable[[], None] | None = None,
 ) -> VehicleCommand:
     """vehicle_command_request inside the caller's transaction: the trip clock records the
@@ -95,7 +97,9 @@ def vehicle_command_enqueue(
     thousand trips starting in one minute need no work at that minute but the sends); it waits
     queued, supersedes nothing and is superseded by nothing until then. `not_after`: the end of
     the key it is asked under, for its action (a person's command also ends with its send
-    window); `late_message` says so to whoever asked, if that end comes first. The worker sends
+    window); `late_message` says so to whoever asked, if that end comes first. `retry_until`: a
+    system command's start window, until which a car that cannot be reached is tried again
+    (vehicles.cloud.sending); never past `not_after`. The worker sends
     nothing past it and asks nobody else: revoking the key withdraws the command instead
     (vehicle_commands_withdraw).
 
@@ -155,6 +159,9 @@ def vehicle_command_enqueue(
         # Said only when the key's end, not the send window, is the deadline.
         "late_message": late_message[:200] if deadline is not None and deadline != send_by else "",
         "staged": staged,
+        "retry_until": None
+        if is_person or retry_until is None
+        else min(d for d in (retry_until, deadline) if d is not None),
         "next_attempt_at": not_before if staged else now,
     }
     if reason == CommandReason.TRIP_START:
@@ -267,6 +274,29 @@ def vehicle_commands_withdraw(
         if moved is not None:
             withdrawn += 1
     return withdrawn
+
+
+@transaction.atomic(durable=True)
+def vehicle_command_hurry(*, command_id: int) -> bool:
+    """A queued command waiting out a retry pause is due now: someone is at the car. Never sooner
+    after its last send than the make allows (vehicles.makes.command_min_interval); a command
+    staged for a moment still to come stays as it is. False when it is not waiting to be sent."""
+    command = outbox.command_locked(command_id)
+    now = timezone.now()
+    if command is None or command.status != C.QUEUED:
+        return False
+    if command.staged and command.next_attempt_at is not None and command.next_attempt_at > now:
+        return False
+    make = Car.objects.filter(pk=command.car_id).values_list("make", flat=True).first() or ""
+    earliest = now
+    if command.sent_at is not None:
+        earliest = command.sent_at + datetime.timedelta(seconds=command_min_interval(make))
+    due = max(now, earliest)
+    if command.next_attempt_at is not None and command.next_attempt_at <= due:
+        return True  # due sooner already, its message on its way
+    VehicleCommand.objects.filter(pk=command.pk).update(next_attempt_at=due)
+    _dispatch(command.pk, delay=(due - now).total_seconds())
+    return True
 
 
 def command_exists(*, key_id: int, reason: str) -> bool:

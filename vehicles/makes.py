@@ -63,3 +63,15 @@ NO_REMOTE_LOCK: frozenset[str] = frozenset({"MAZDA", "SKODA", "TOYOTA"})
 
 def can_lock_remotely(make: str) -> bool:
     return make not in NO_REMOTE_LOCK
+
+
+# The least time between two commands to one car, by make, in seconds: the vehicle cloud and the
+# car makers throttle commands per car (about ten a minute for most; Hyundai and Kia limit lock
+# and unlock harder), and a car woken too often drains its 12 V battery. Retries in a trip's
+# start window never come faster than this (vehicles.cloud.sending).
+COMMAND_MIN_INTERVAL_S = 6.0
+COMMAND_MIN_INTERVAL_BY_MAKE: dict[str, float] = {"HYUNDAI": 60.0, "KIA": 60.0}
+
+
+def command_min_interval(make: str) -> float:
+    return COMMAND_MIN_INTERVAL_BY_MAKE.get(make, COMMAND_MIN_INTERVAL_S)

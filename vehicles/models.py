@@ -434,6 +434,10 @@ class VehicleCommand(models.Model):
     # Staged by the system for a later moment (a trip's unlock at its start), and never sent
     # yet: until next_attempt_at it supersedes nothing and nothing supersedes it.
     staged = models.BooleanField(default=False)
+    # A trip's unlock at its start: until this moment a car that cannot be reached (asleep,
+    # out of coverage, the cloud down or throttling) is tried again, with a pause that depends on
+    # the error (vehicles.cloud.sending). Null: the ordinary budgets, no start window.
+    retry_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)

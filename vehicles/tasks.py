@@ -21,7 +21,7 @@ from django.utils import timezone
 # tasks_connections, tasks_email: Celery's autodiscovery imports vehicles.tasks only, so
 # importing the other task modules here registers them in every worker too.
 from vehicles import selectors, tasks_connections, tasks_email  # noqa: F401
-from vehicles.cloud import configured, connections, live_status, provider, sending, sweep
+from vehicles.cloud import configured, connections, live_status, outbox, provider, sending, sweep
 from vehicles.models import Car, CommandAction, CommandStatus, FuelType
 
 logger = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def refresh_vehicle_status(car_id: int) -> None:
         token = connections.connection_access_token(connection_id=connection.pk)
     except provider.VehicleCloudError as failure:
         live_status.vehicle_status_record(
-            car_id=car_id, readings={}, data_age=None, error=str(failure)
+            car_id=car_id, readings={}, data_age=None, error=outbox.user_message(failure)
         )
         return
     cloud = configured.get_provider()
@@ -278,8 +278,9 @@ def refresh_vehicle_status(car_id: int) -> None:
             continue  # not granted or not on this car: that reading simply stays empty
         except provider.VehicleCloudError as failure:
             # Throttled, asleep, unreachable, cloud trouble: keep what we have, try next time,
-            # and spend no more of the car's quota now.
-            error = str(failure)
+            # and spend no more of the car's quota now. People read it: their words, not codes.
+            logger.info("Status read of car %s stopped: %s", car_id, failure)
+            error = outbox.user_message(failure)
             break
         readings.update(values)
         if meta.data_age is not None:

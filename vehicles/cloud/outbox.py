@@ -143,3 +143,14 @@ def command_refusal(command: VehicleCommand, now: datetime.datetime) -> str | No
 
 def wanted_locked(action: str) -> bool:
     return action == CommandAction.LOCK
+
+
+def user_message(error: provider.VehicleCloudError) -> str:
+    """What the car or its cloud said, in words for people: its own suggested message, or ours
+    for its kind of error (never the raw type and code)."""
+    if error.user_message:
+        return error.user_message
+    for kind, message in PLAIN_MESSAGES.items():
+        if isinstance(error, kind):
+            return message
+    return PLAIN_MESSAGES[provider.InvalidRequest]

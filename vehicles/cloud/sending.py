@@ -21,14 +21,15 @@ from django.utils.translation import gettext as _
 from vehicles.cloud import connections, live_status, provider
 from vehicles.cloud.outbox import (
     PERSON_REASONS,
-    PLAIN_MESSAGES,
     C,
     command_end_late,
     command_locked,
     command_move,
+    user_message,
     wanted_locked,
 )
-from vehicles.models import VehicleCommand, VehicleConnection
+from vehicles.makes import command_min_interval
+from vehicles.models import Car, VehicleCommand, VehicleConnection
 
 # Retry budgets, counted in sends (attempts). Transient failures (UPSTREAM, SERVER, timeouts)
 # back off exponentially; rate limits wait what the cloud says, and get more room because the
@@ -40,6 +41,19 @@ BACKOFF_MAX_S = 120.0
 DEFAULT_RETRY_AFTER_S = 60
 # Another command of the car is in flight: look again shortly.
 BUSY_RETRY_S = 2.0
+# A trip's unlock in its start window (VehicleCommand.retry_until): the renter is on the way or
+# at the car, so a car that cannot be reached now is tried again until the window closes, each
+# error with its own pause. Unreachable (no coverage, a garage): soon, then every half minute.
+# Asleep: once more shortly (a command may wake it), then calmer, sparing the 12 V battery. The
+# cloud's 5xx and timeouts: exponential, capped. A rate limit: what Retry-After says. Never
+# faster than the make allows (vehicles.makes.command_min_interval), never more than
+# START_MAX_ATTEMPTS sends: commands per car stay bounded whatever the car does.
+START_STATE_PAUSES_S: dict[str, tuple[float, ...]] = {
+    "UNREACHABLE": (10.0, 20.0, 30.0),
+    "ASLEEP": (5.0, 15.0, 30.0, 60.0),
+}
+START_BACKOFF_MAX_S = 30.0
+START_MAX_ATTEMPTS = 40
 # A message may arrive a little before the due time it was scheduled for (clock skew).
 DUE_TOLERANCE = datetime.timedelta(seconds=1)
 
@@ -187,17 +201,10 @@ def _backoff(attempts: int) -> float:
     return _jitter(min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)))
 
 
-def _user_message(error: provider.VehicleCloudError) -> str:
-    if error.user_message:
-        return error.user_message
-    for kind, message in PLAIN_MESSAGES.items():
-        if isinstance(error, kind):
-            return message
-    return PLAIN_MESSAGES[provider.InvalidRequest]
-
-
 def _retry_delay(command: VehicleCommand, error: provider.VehicleCloudError) -> float | None:
     """Seconds until the next attempt, or None when this error ends the command."""
+    if command.retry_until is not None:
+        return _start_retry_delay(command, error, command.retry_until)
     if isinstance(error, provider.RateLimited):
         if command.attempts >= RATE_LIMITED_MAX_ATTEMPTS:
             return None
@@ -211,6 +218,41 @@ def _retry_delay(command: VehicleCommand, error: provider.VehicleCloudError) -> 
     return None
 
 
+def _start_pause(attempts: int, error: provider.VehicleCloudError) -> float:
+    """The pause after failed send number `attempts` of a trip's unlock, before the make's
+    spacing: by the error, as START_STATE_PAUSES_S and the constants above say."""
+    if isinstance(error, provider.RateLimited):
+        return float(error.retry_after or DEFAULT_RETRY_AFTER_S)
+    pauses = START_STATE_PAUSES_S.get(error.code or "")
+    if isinstance(error, provider.VehicleStateError) and pauses is not None:
+        return pauses[min(max(attempts, 1), len(pauses)) - 1]
+    return min(START_BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+
+
+def _start_retry_delay(
+    command: VehicleCommand, error: provider.VehicleCloudError, retry_until: datetime.datetime
+) -> float | None:
+    """A trip's unlock in its start window: the car is expected to answer soon, so the errors a
+    car or its cloud recover from are tried again until retry_until. Refusals that need a person
+    (remote access off, service mode, a revoked grant) end it, for the renter's fallbacks."""
+    retried = isinstance(error, provider.RateLimited | provider.TransientError) or (
+        isinstance(error, provider.VehicleStateError) and error.code in START_STATE_PAUSES_S
+    )
+    if not retried or command.attempts >= START_MAX_ATTEMPTS:
+        return None
+    make = Car.objects.filter(pk=command.car_id).values_list("make", flat=True).first() or ""
+    delay = max(_jitter_up(_start_pause(command.attempts, error)), command_min_interval(make))
+    if timezone.now() + datetime.timedelta(seconds=delay) > retry_until:
+        return None
+    return delay
+
+
+def _jitter_up(seconds: float) -> float:
+    # Spread cars that failed together (a garage of them, one cloud outage) without ever coming
+    # sooner than the pause: a rate limit's Retry-After is a floor. Not security-relevant.
+    return seconds * random.uniform(1.0, 1.2)  # noqa: S311
+
+
 @transaction.atomic(durable=True)
 def command_record_error(*, claim: Claim, error: provider.VehicleCloudError) -> float | None:
     """Back to queued for a retry (returns its delay: the caller sends the message) or failed
@@ -221,7 +263,7 @@ def command_record_error(*, claim: Claim, error: provider.VehicleCloudError) -> 
     error_fields: dict[str, Any] = {
         "error_type": (error.type or error.__class__.__name__)[:64],
         "error_code": (error.code or "")[:64],
-        "error_message": _user_message(error)[:500],
+        "error_message": user_message(error)[:500],
     }
     note = f"attempt {claim.attempt}: {error}"
     delay = _retry_delay(command, error)

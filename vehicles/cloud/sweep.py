@@ -84,7 +84,9 @@ def command_settle_stale(*, stale: StaleCommand, lock_status: provider.LockStatu
     command = VehicleCommand.objects.filter(pk=stale.command_id).first()
     if command is None or command.status != C.SENT or command.attempts != stale.attempt:
         return ""
-    if command.attempts >= sending.TRANSIENT_MAX_ATTEMPTS:
+    in_start_window = command.retry_until is not None and now < command.retry_until
+    budget = sending.START_MAX_ATTEMPTS if in_start_window else sending.TRANSIENT_MAX_ATTEMPTS
+    if command.attempts >= budget:
         moved = outbox.command_move(
             command,
             C.FAILED,
