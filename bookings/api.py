@@ -121,7 +121,9 @@ class BookingOut(Schema):
     confirmed_at: datetime.datetime | None
     started_at: datetime.datetime | None
     ended_at: datetime.datetime | None
-    cancelled_by: Literal["renter", "owner", "admin"] | None
+    cancelled_by: Literal["renter", "owner", "admin", "carshare"] | None = Field(
+        description="Who cancelled: carshare when the car could not be opened at the start."
+    )
     cancellation_fee: str | None = Field(description="What the renter pays after cancelling.")
     refund: str | None = Field(description="What the renter gets back after cancelling.")
 

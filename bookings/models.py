@@ -38,6 +38,9 @@ ALLOWED_MOVES: dict[
     B.CONFIRMED: {B.ACTIVE, B.CANCELLED},
     B.ACTIVE: {B.COMPLETED},
 }
+# Moves only carshare itself makes, never offered to people: an active trip whose car never
+# opened is cancelled without a fee (services.booking_cancel_unopened).
+SYSTEM_MOVES: dict[str, set[str]] = {B.ACTIVE: {B.CANCELLED}}
 HOLDING_STATUSES = [B.REQUESTED, B.CONFIRMED, B.ACTIVE]
 
 
@@ -45,6 +48,8 @@ class CancelledBy(models.TextChoices):
     RENTER = "renter", _("Renter")
     OWNER = "owner", _("Owner")
     ADMIN = "admin", _("Admin")
+    # carshare itself: the car could not be opened at the start (keys.startunlocks).
+    CARSHARE = "carshare", _("carshare (the car could not be opened)")
 
 
 class Booking(models.Model):

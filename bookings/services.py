@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from bookings import pricing, tasks
 from bookings.models import (
     ALLOWED_MOVES,
     HOLDING_STATUSES,
+    SYSTEM_MOVES,
     BlockReason,
     Booking,
     BookingEvent,
@@ -49,6 +51,7 @@ from bookings.models import (
 from bookings.pricing import Quote
 from carshare import db
 from carshare.errors import DomainError
+from keys import selectors as key_selectors
 from keys import services as key_services
 from vehicles import occupancy
 from vehicles import selectors as vehicle_selectors
@@ -237,7 +240,9 @@ _STAMPS: dict[str, str] = {
 }
 
 
-def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") -> Booking:
+def _move(
+    booking: Booking, to: str, *, actor: User | None, reason: str = "", system: bool = False
+) -> Booking:
     if not transaction.get_connection().in_atomic_block:  # a row lock ends with its transaction
         raise RuntimeError("_move() needs the calling service's transaction")
     # of=("self",): lock the booking only, never the car row other requests read.
@@ -247,7 +252,10 @@ def _move(booking: Booking, to: str, *, actor: User | None, reason: str = "") ->
         .get(pk=booking.pk)
     )
     now = timezone.now()
-    if to not in ALLOWED_MOVES.get(current.status, set()):
+    allowed = ALLOWED_MOVES.get(current.status, set())
+    if system:
+        allowed = allowed | SYSTEM_MOVES.get(current.status, set())
+    if to not in allowed:
         # Usually a double click, or the sweep or the other party got there first.
         raise BookingError(
             "not_allowed", _("Not possible now: %(s)s.") % {"s": current.get_status_display()}
@@ -521,6 +529,28 @@ def booking_cancel(*, booking: Booking, user: User, reason: str = "") -> Booking
     booking.refund = terms.refund
     booking.save(update_fields=["cancelled_by", "cancellation_fee", "refund"])
     _on_booking_cancelled(booking, actor=user, reason=reason)
+    tasks.send_booking_emails.delay_on_commit(booking_id=booking.pk, kind="cancelled")
+    return booking
+
+
+@transaction.atomic(durable=True)
+def booking_cancel_unopened(*, booking_id: int) -> Booking | None:
+    """The car never opened for this trip (keys.selectors.trips_never_opened): carshare cancels
+    it, with no fee and the whole price refunded, since the renter lost the time at a locked car
+    through no fault of theirs. The key is revoked and both sides are told. None when the trip
+    is no longer active, or the car opened meanwhile (checked again under the booking's lock)."""
+    locked = Booking.objects.select_for_update(of=("self",)).filter(pk=booking_id).first()
+    if locked is None or locked.status != B.ACTIVE:
+        return None
+    if booking_id not in key_selectors.trips_never_opened(booking_ids=[booking_id]):
+        return None
+    reason = _("The car could not be opened at the start: cancelled by carshare, without a fee.")
+    booking = _move(locked, B.CANCELLED, actor=None, reason=reason, system=True)
+    booking.cancelled_by = CancelledBy.CARSHARE
+    booking.cancellation_fee = Decimal("0.00")
+    booking.refund = booking.price
+    booking.save(update_fields=["cancelled_by", "cancellation_fee", "refund"])
+    _on_booking_cancelled(booking, actor=None, reason=reason)
     tasks.send_booking_emails.delay_on_commit(booking_id=booking.pk, kind="cancelled")
     return booking
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from bookings import notifications, selectors, services
 from bookings.models import Booking, BookingStatus
 from carshare import once
+from keys import selectors as key_selectors
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def run_trip_clock() -> None:
         services.booking_schedule_start(booking_id=booking_id)
     for booking_id in selectors.bookings_due_end(now=now):
         services.booking_complete(booking_id=booking_id)
+    # Trips whose car never opened: cancelled by carshare, without a fee (the renter lost the
+    # time at a locked car).
+    for booking_id in key_selectors.trips_never_opened(now=now):
+        services.booking_cancel_unopened(booking_id=booking_id)
 
 
 @shared_task(acks_late=True)

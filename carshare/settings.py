@@ -243,6 +243,9 @@ TRIP_START_RETRY_MINUTES = int(os.environ.get("TRIP_START_RETRY_MINUTES", "15"))
 # this many sends), the renter, the owner and the admins are told (keys.startunlocks).
 TRIP_START_ALERT_AFTER_S = int(os.environ.get("TRIP_START_ALERT_AFTER_S", "60"))
 TRIP_START_ALERT_AFTER_ATTEMPTS = int(os.environ.get("TRIP_START_ALERT_AFTER_ATTEMPTS", "3"))
+# A trip whose car has not opened this long after its start (the start's unlock, the renter's
+# ladder and the owner all failed) is cancelled by carshare without a fee.
+TRIP_START_GIVE_UP_MINUTES = int(os.environ.get("TRIP_START_GIVE_UP_MINUTES", "30"))
 # --- end of the keys block ----------------------------------------------------------------
 
 # --- Auth and allauth (https://docs.allauth.org/en/latest/account/configuration.html) -------

@@ -15,6 +15,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from carshare import times
@@ -30,9 +32,18 @@ from carshare.adminlib import (
 )
 from keys import grants, use
 from keys.errors import KeyRefused
-from keys.models import AuditEntry, DigitalKey, EndLock, KeyEvent, StartUnlock
+from keys.models import (
+    AuditEntry,
+    DigitalKey,
+    EndLock,
+    KeyEvent,
+    StartUnlock,
+    SupportCase,
+    SupportCaseStatus,
+)
+from keys.selectors import OPENED_SINCE_MARGIN
 from vehicles import admin as vehicle_admin
-from vehicles.models import Car, CommandAction, VehicleConnection
+from vehicles.models import Car, CommandAction, VehicleCommand, VehicleConnection
 
 
 class KeyEventInline(ReadOnlyInline):
@@ -233,6 +244,91 @@ class StartUnlockAdmin(ReadOnlyAdmin):
     @admin.display(description="attempts")
     def attempts(self, start: StartUnlock) -> int:
         return start.command.attempts if start.command else 0
+
+
+class CloseCaseForm(forms.Form):
+    note = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+@admin.register(SupportCase)
+class SupportCaseAdmin(ReadOnlyAdmin):
+    """Renters at a car that would not open (open cases first), with the car's command log from
+    shortly before the trip's start: every lock and unlock, each attempt and what the car said."""
+
+    list_display = ["car", "status", "opened", "renter", "reason"]
+    list_filter = ["status"]
+    search_fields = ["car__licence_plate", "start_unlock__key__holder__email"]
+    list_select_related = ["car", "start_unlock__key__holder"]
+    readonly_fields = ("car", "status", "opened", "reason", "renter", "start_unlock",
+                       "command_log", "closed", "closed_by", "note")  # fmt: skip
+    fields = readonly_fields
+    actions = ["close_with_note"]
+    opened = car_time("opened_at", "opened")
+    closed = car_time("closed_at", "closed")
+
+    @admin.display(description="renter")
+    def renter(self, case: SupportCase) -> str:
+        holder = case.start_unlock.key.holder
+        return f"{holder.get_full_name() or holder.email} <{holder.email}> {holder.phone}"
+
+    @admin.display(description="command log")
+    def command_log(self, case: SupportCase) -> str:
+        since = case.start_unlock.starts_at - OPENED_SINCE_MARGIN
+        commands = (
+            VehicleCommand.objects.filter(car_id=case.car_id, requested_at__gte=since)
+            .prefetch_related("events")
+            .order_by("requested_at", "pk")[:50]
+        )
+        zone = times.car_zone(case.car)
+        rows = []
+        for command in commands:
+            for event in command.events.all():
+                rows.append(
+                    format_html(
+                        "<tr><td>{}</td><td>{} ({})</td><td>{} → {}</td><td>{}</td></tr>",
+                        event.at.astimezone(zone).strftime("%H:%M:%S"),
+                        command.get_action_display(),
+                        command.reason,
+                        event.old_status or "-",
+                        event.new_status,
+                        event.note,
+                    )
+                )
+        if not rows:
+            return "No commands."
+        return format_html(
+            "<table><thead><tr><th>at</th><th>command</th><th>move</th><th>note</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            format_html_join("", "{}", ((row,) for row in rows)),
+        )
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("keys.change_digitalkey")
+
+    @admin.action(description="Close with a note", permissions=["close"])
+    def close_with_note(
+        self, request: HttpRequest, queryset: QuerySet[SupportCase]
+    ) -> TemplateResponse | None:
+        form = CloseCaseForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            closed = queryset.filter(status=SupportCaseStatus.OPEN).update(
+                status=SupportCaseStatus.CLOSED,
+                closed_at=timezone.now(),
+                closed_by=staff_user(request),
+                note=form.cleaned_data["note"],
+            )
+            self.message_user(request, f"Closed {closed} case(s).", messages.SUCCESS)
+            return None
+        return ask_for_reason(
+            self,
+            request,
+            action="close_with_note",
+            title="Close support cases",
+            explanation="Say what was done (the renter got in, the trip was cancelled, ...).",
+            submit_label="Close these cases",
+            chosen=((case, str(case)) for case in queryset),
+            form=form,
+        )
 
 
 # --- Force lock on the vehicles admin ---------------------------------------------------------

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
+from django.http import Http404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, StrictBool
@@ -38,7 +39,7 @@ from carshare import apikit, times
 from carshare.apikit import ApiRequest, QueryParams, limit_field, offset_field
 from carshare.errors import DomainError
 from keys import commands as key_commands
-from keys import grants, selectors, use
+from keys import grants, ladder, selectors, use
 from keys.models import (
     LIVE_STATUSES,
     AuditAction,
@@ -47,6 +48,7 @@ from keys.models import (
     DigitalKey,
     KeyKind,
     KeyStatus,
+    StartUnlockStatus,
 )
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as vehicle_selectors
@@ -359,6 +361,128 @@ def key_lock(request: ApiRequest, key_id: UUID) -> Status[dict[str, Any]]:
     """Ask for the key's car to be locked: inside the window and through the grace after it.
     As unlock otherwise (holder only, 202 with the command, 409 `key_not_active`)."""
     return _use(request, key_id, CommandAction.LOCK)
+
+
+class StartOut(Schema):
+    status: str = Field(
+        description="pending: carshare is opening the car (staged for the start, or trying a "
+        "car that does not answer); opened: the car reported itself unlocked (or accepted the "
+        "unlock and never reported); failed: the start's unlock gave up (the ladder is open); "
+        "cancelled: the key ended first.",
+        json_schema_extra={"enum": list(StartUnlockStatus.values)},
+    )
+    starts_at: datetime.datetime = Field(description="When the car opens by itself.")
+    attempts: int = Field(description="How many times the unlock was sent so far.")
+    sending_now: bool = Field(description="An attempt is on its way to the car right now.")
+    next_attempt_at: datetime.datetime | None = Field(
+        description="When the next attempt goes, while carshare waits out a pause; else null."
+    )
+    problem: str = Field(description="What the car or its cloud said last, for people.")
+    may_say_at_car: bool = Field(
+        description="POST /keys/{id}/at-car would be accepted now (the trip has started, the "
+        "key opens the car, and the car has not opened)."
+    )
+    at_car_at: datetime.datetime | None = Field(description="When you said you were at the car.")
+    owner_asked_at: datetime.datetime | None = Field(
+        description="When the owner was asked to unlock the car for you."
+    )
+    opened_at: datetime.datetime | None = Field(description="When the car opened.")
+
+
+class AtCarOut(Schema):
+    retry: Literal["now", "in_flight", "sent"] = Field(
+        description="now: the start's unlock, waiting out a pause, goes at once (as soon as the "
+        "car maker allows another command); in_flight: it is on its way; sent: a new unlock "
+        "under your key (the start's had ended), audited and rate-limited like any."
+    )
+    owner_asked: bool = Field(description="The owner is asked (once) to unlock it for you.")
+    message: str = Field(description="What to tell the person, in their words.")
+    start: StartOut | None = Field(description="The start unlock now; null without one.")
+
+
+def _start_out(key: DigitalKey, *, now: datetime.datetime) -> dict[str, Any]:
+    start = ladder.start_unlock_of(key=key)
+    if start is None:
+        raise Http404("This key's trip has no unlock at its start.")
+    zone = times.car_zone(key.car)
+    command = start.command
+    refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
+    waiting = command is not None and command.status == CommandStatus.QUEUED
+    return {
+        "status": start.status,
+        "starts_at": _local(start.starts_at, zone),
+        "attempts": command.attempts if command else 0,
+        "sending_now": command is not None and command.status == CommandStatus.SENT,
+        "next_attempt_at": _local(command.next_attempt_at, zone)
+        if command is not None and waiting
+        else None,
+        "problem": start.last_problem or (command.error_message if command else ""),
+        "may_say_at_car": start.starts_at <= now
+        and refusal is None
+        and start.status in (StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
+        "at_car_at": _local(start.at_car_at, zone),
+        "owner_asked_at": _local(start.owner_asked_at, zone),
+        "opened_at": _local(start.opened_at, zone),
+    }
+
+
+@router.get(
+    "/keys/{key_id}/start",
+    response={200: StartOut, 404: ErrorOut},
+    summary="The unlock at your trip's start",
+)
+def key_start(request: ApiRequest, key_id: UUID) -> dict[str, Any]:
+    """How the car's unlock at the start of your trip stands: each attempt while carshare
+    reaches a car that does not answer, what the car said, and whether you can say you are at
+    the car. The key's holder only (a co-driver sees the trip's); anyone else gets 404, as does
+    a trip without an unlock at its start."""
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    return _start_out(key, now=timezone.now())
+
+
+@router.post(
+    "/keys/{key_id}/at-car",
+    response={202: AtCarOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+    summary="I'm at the car and it won't open",
+)
+def key_at_car(request: ApiRequest, key_id: UUID) -> Status[dict[str, Any]]:
+    """Say you are at the car and it will not open: carshare tries again at once and asks the
+    owner (once) to unlock it for you and to call you. Holder only (anyone else gets 404). 409
+    `key_not_active` outside the key's window; 429 `rate_limited` when a new unlock of yours
+    would exceed the limits."""
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    done = ladder.at_car(key=key, user=request.auth, via="api")
+    body = {
+        "retry": done.retry,
+        "owner_asked": done.owner_asked,
+        "message": ladder.at_car_words(done, owner=key.car.owner),
+    }
+    try:
+        body["start"] = _start_out(key, now=timezone.now())
+    except Http404:
+        body["start"] = None
+    return Status(202, body)
+
+
+class FallbackOut(Schema):
+    instructions: str = Field(
+        description="What the owner left for a car that will not open remotely (a lockbox "
+        "code, where a spare key is). Every request is in the car's audit log."
+    )
+
+
+@router.post(
+    "/keys/{key_id}/fallback",
+    response={200: FallbackOut, 404: ErrorOut, 409: ErrorOut},
+    summary="The car's fallback, at a car that won't open",
+)
+def key_fallback(request: ApiRequest, key_id: UUID) -> dict[str, Any]:
+    """The owner's fallback for the car, for the key's holder at a car that would not open:
+    once the trip has started and you said you are at the car (POST /keys/{id}/at-car) or the
+    start's unlock gave up, while the key opens the car. Audited, allowed or not. 409
+    `fallback_not_offered` otherwise; 404 for anyone but the holder."""
+    key = selectors.key_for_holder(user=request.auth, public_id=key_id)
+    return {"instructions": ladder.fallback_reveal(key=key, user=request.auth, via="api")}
 
 
 class ShareOut(Schema):

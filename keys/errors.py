@@ -26,6 +26,7 @@ CONFLICT_CODES = {
     "override_required",
     "not_connected",
     "needs_reconnecting",
+    "fallback_not_offered",
 }
 
 

@@ -11,12 +11,17 @@ started and the car has not opened. at_car() climbs the first rungs at once:
    phone and a one-tap link to the owner's unlock (keys.views.start_rescue), which is recorded
    as an override, shown to the renter, like every owner unlock during a trip.
 
+Then, if the owner left one, the car's fallback (a lockbox code, where a spare key is): shown by
+fallback_reveal() to the holder of a key open now, once they said they are at the car or the
+start's unlock gave up, and never otherwise; every look is an audit entry, allowed or refused.
+
 The key clock (keys.startunlocks) sees the car open, whichever command opened it, and tells
 whoever was alerted.
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -25,11 +30,13 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys import startunlocks, tasks_email, use
+from keys.audit import audit_record, audited_refusal
 from keys.commands import key_refusal
 from keys.errors import KeyRefused
-from keys.models import DigitalKey, KeyKind, StartUnlock, StartUnlockStatus
+from keys.models import AuditAction, DigitalKey, KeyKind, StartUnlock, StartUnlockStatus
 from vehicles import commands as vehicle_commands
 from vehicles.models import CommandAction, CommandStatus, VehicleCommand
+from vehicles.selectors import car_fallback
 
 S = StartUnlockStatus
 C = CommandStatus
@@ -97,3 +104,54 @@ def _ask_owner(start: StartUnlock | None) -> bool:
         if asked:
             tasks_email.send_owner_at_car_request.delay_on_commit(start_unlock_id=start.pk)
     return True
+
+
+def at_car_words(done: AtCar, *, owner: User) -> str:
+    """What the renter is told after saying they are at the car."""
+    name = owner.first_name or _("the owner")
+    if done.retry == "now":
+        first = _("carshare is trying to open the car again right now.")
+    elif done.retry == "in_flight":
+        first = _("carshare is sending the unlock to the car right now.")
+    else:
+        first = _("carshare sent a new unlock to the car.")
+    if done.owner_asked:
+        return (
+            first + " " + _("We have asked %(name)s to unlock it and to call you.") % {"name": name}
+        )
+    return first
+
+
+def fallback_offered(*, key: DigitalKey, start: StartUnlock | None, now: datetime.datetime) -> bool:
+    """Whether the holder of `key` may see the car's fallback now (see fallback_reveal)."""
+    if start is None or not key.car.fallback_encrypted or start.starts_at > now:
+        return False
+    if key_refusal(key=key, action=CommandAction.UNLOCK, now=now) is not None:
+        return False
+    stuck = start.at_car_at is not None or start.status == S.FAILED
+    return stuck and start.status != S.CANCELLED
+
+
+def fallback_reveal(*, key: DigitalKey, user: User, via: str = "web") -> str:
+    """The owner's fallback for the car, for the holder of `key` at a car that would not open;
+    audited. Raises KeyRefused (audited too) for anyone else, outside the window, or while the
+    remote unlock is still expected to work."""
+    with audited_refusal(
+        car_id=key.car_id, key=key, actor=user, action=AuditAction.REVEAL_FALLBACK, via=via
+    ):
+        if key.holder_id != user.pk:
+            raise KeyRefused("not_allowed", _("Only the key's holder can see this."))
+        if not fallback_offered(key=key, start=start_unlock_of(key=key), now=timezone.now()):
+            raise KeyRefused(
+                "fallback_not_offered",
+                _("The fallback is shown only at a car that would not open, during the trip."),
+            )
+        with transaction.atomic(durable=True):
+            audit_record(
+                car_id=key.car_id,
+                key=key,
+                actor=user,
+                action=AuditAction.REVEAL_FALLBACK,
+                via=via,
+            )
+        return car_fallback(key.car)

@@ -155,6 +155,7 @@ class AuditAction(models.TextChoices):
     SHARE = "share", _("Share key")
     REVOKE = "revoke", _("Revoke key")
     ISSUE_SERVICE = "issue_service", _("Issue service key")
+    REVEAL_FALLBACK = "reveal_fallback", _("Show the car's fallback")
 
 
 class AuditVia(models.TextChoices):
@@ -282,3 +283,31 @@ class StartUnlock(models.Model):
 
     def __str__(self) -> str:
         return f"Start unlock of {self.car_id} ({self.status})"
+
+
+class SupportCaseStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
+
+
+class SupportCase(models.Model):
+    """A renter at a car that would not open, for staff: opened by the key clock when the car
+    is still locked a while after the renter said they were at it (keys.startunlocks). Staff
+    see the command log beside it in the admin and close it with a note."""
+
+    start_unlock = models.OneToOneField(StartUnlock, models.PROTECT, related_name="case")
+    car = models.ForeignKey("vehicles.Car", models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=8, choices=SupportCaseStatus, default="open")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["status", "-opened_at"]
+
+    def __str__(self) -> str:
+        return f"Support case {self.pk}: car {self.car_id} ({self.status})"

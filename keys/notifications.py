@@ -15,7 +15,15 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from keys.errors import local_time
-from keys.models import DigitalKey, EndLock, EndLockStatus, KeyKind, StartUnlock, StartUnlockStatus
+from keys.models import (
+    DigitalKey,
+    EndLock,
+    EndLockStatus,
+    KeyKind,
+    StartUnlock,
+    StartUnlockStatus,
+    SupportCase,
+)
 
 
 def _url(path: str) -> str:
@@ -155,3 +163,35 @@ def send_owner_at_car_request(*, start_unlock_id: int) -> None:
     }
     body = render_to_string("emails/keys/owner_at_car.txt", context)
     send_mail(subject, body, None, [start.car.owner.email])
+
+
+def staff_recipients() -> list[str]:
+    return list(
+        User.objects.filter(is_staff=True, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+def send_support_case_email(*, case_id: int, recipient: str) -> None:
+    case = SupportCase.objects.select_related(
+        "car__owner", "start_unlock__key__holder", "start_unlock__command"
+    ).get(pk=case_id)
+    renter = case.start_unlock.key.holder
+    owner = case.car.owner
+    lines = [
+        f"A renter is at a car that will not open: {case.car.title} ({case.car.address}, "
+        f"{case.car.city}).",
+        "",
+        case.reason,
+        f"Last problem: {case.start_unlock.last_problem or '-'}",
+        f"Renter: {renter.get_full_name() or renter.email} <{renter.email}> {renter.phone}",
+        f"Owner: {owner.get_full_name() or owner.email} <{owner.email}> {owner.phone}",
+        "",
+        "The case and the car's command log:",
+        _url(reverse("admin:keys_supportcase_change", args=[case.pk])),
+        "",
+        "— carshare",
+    ]
+    subject = f"[carshare] Support case {case.pk}: renter at a locked {case.car.title}"
+    send_mail(subject, "\n".join(lines), None, [recipient])

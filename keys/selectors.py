@@ -6,7 +6,8 @@ import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -21,11 +22,16 @@ from keys.models import (
     EndLockStatus,
     KeyKind,
     KeyStatus,
+    StartUnlock,
+    StartUnlockStatus,
 )
 from vehicles import selectors as car_selectors
-from vehicles.models import Car, CommandStatus, VehicleCommand
+from vehicles.models import Car, CommandAction, CommandStatus, VehicleCommand
 
 K = KeyStatus
+# A trip's car counts as opened by an unlock confirmed from this long before its start (early
+# access, a quick renter): keys.startunlocks and trips_never_opened agree on it.
+OPENED_SINCE_MARGIN = datetime.timedelta(minutes=15)
 
 
 def _keys() -> QuerySet[DigitalKey]:
@@ -138,6 +144,39 @@ def _key_open_for_status(user: User, car_id: int) -> bool:
     return DigitalKey.objects.filter(
         holder=user, car_id=car_id, status=K.ACTIVE, valid_from__lte=now, lock_until__gt=now
     ).exists()
+
+
+def trips_never_opened(
+    *,
+    now: datetime.datetime | None = None,
+    booking_ids: list[int] | None = None,
+    limit: int = 100,
+) -> list[int]:
+    """The bookings (ids) whose car has not opened TRIP_START_GIVE_UP_MINUTES after their start:
+    the start's unlock and the ladder failed (no confirmed unlock of the car since shortly
+    before the start, whoever sent it), and the trip key is still active. bookings cancels
+    them without a fee."""
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(minutes=settings.TRIP_START_GIVE_UP_MINUTES)
+    opened = VehicleCommand.objects.filter(
+        car_id=OuterRef("car_id"),
+        action=CommandAction.UNLOCK,
+        confirmed_at__gte=OuterRef("starts_at") - OPENED_SINCE_MARGIN,
+    )
+    stuck = (
+        StartUnlock.objects.filter(
+            status__in=(StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
+            starts_at__lte=cutoff,
+            key__kind=KeyKind.TRIP,
+            key__status=KeyStatus.ACTIVE,
+            key__booking_id__isnull=False,
+        )
+        .exclude(Exists(opened))
+        .order_by("starts_at")
+    )
+    if booking_ids is not None:
+        stuck = stuck.filter(key__booking_id__in=booking_ids)
+    return [pk for pk in stuck.values_list("key__booking_id", flat=True)[:limit] if pk is not None]
 
 
 def audit_of_car(*, car_id: int, limit: int | None = 100) -> QuerySet[AuditEntry]:

@@ -31,19 +31,20 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from keys import tasks_email
-from keys.models import DigitalKey, KeyStatus, StartUnlock, StartUnlockStatus
+from keys.models import DigitalKey, KeyStatus, StartUnlock, StartUnlockStatus, SupportCase
+from keys.selectors import OPENED_SINCE_MARGIN
 from vehicles.models import CommandAction, CommandStatus, VehicleCommand
 
 log = logging.getLogger(__name__)
 S = StartUnlockStatus
 C = CommandStatus
-# An unlock of the car from this long before the start counts (early access, a quick renter).
-OPENED_SINCE_MARGIN = datetime.timedelta(minutes=15)
 # An accepted unlock the car has not reported as applied after this long: opened, unconfirmed.
 UNCONFIRMED_AFTER = datetime.timedelta(minutes=2)
 # The first look at a start, one by one, this long after it: the unlock's first send takes a
 # car's own seconds, and most starts are closed in bulk by then.
 CHECK_AFTER = datetime.timedelta(seconds=20)
+# The renter said they were at the car this long ago and it is still locked: staff take over.
+SUPPORT_CASE_AFTER = datetime.timedelta(minutes=3)
 
 
 def start_unlock_begin(
@@ -78,6 +79,22 @@ def start_unlocks_settle_opened(*, now: datetime.datetime) -> int:
     return StartUnlock.objects.filter(
         status=S.PENDING, alerts_sent=0, command__confirmed_at__isnull=False
     ).update(status=S.OPENED, opened_at=Subquery(confirmed[:1]), done_at=now)
+
+
+def start_unlocks_stuck(*, now: datetime.datetime) -> int:
+    """Failed starts whose renter is at the car and has no case yet: open one (rung 4); pending
+    ones get theirs in start_unlock_check. Returns how many were opened."""
+    opened = 0
+    stuck = StartUnlock.objects.filter(
+        status=S.FAILED, at_car_at__lte=now - SUPPORT_CASE_AFTER, case__isnull=True
+    ).values_list("pk", flat=True)
+    for pk in list(stuck[:100]):
+        with transaction.atomic(durable=True):
+            start = StartUnlock.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if start is not None and start.status == S.FAILED:
+                _open_case_if_stuck(start, now)
+                opened += 1
+    return opened
 
 
 def start_unlocks_due(*, now: datetime.datetime, limit: int = 500) -> list[int]:
@@ -146,6 +163,7 @@ def start_unlock_check(*, start_unlock_id: int) -> str:
             _finish(start, S.OPENED, now)
             return "opened_unconfirmed"
         return "waiting"
+    _open_case_if_stuck(start, now)
     start.last_problem = start_problem(command)[:500]
     changed = ["last_problem"]
     failed = command is None or command.status in (C.FAILED, C.EXPIRED, C.SUPERSEDED)
@@ -167,6 +185,25 @@ def start_unlock_check(*, start_unlock_id: int) -> str:
     if did != "trying":
         log.warning("Start unlock %s of car %s: %s (%s)", start.pk, start.car_id, did, command)
     return did
+
+
+def _open_case_if_stuck(start: StartUnlock, now: datetime.datetime) -> None:
+    """Rung 4: the renter has been at the locked car for SUPPORT_CASE_AFTER; staff get a case
+    (once per start) with the car's command log, and an email."""
+    if start.at_car_at is None or now - start.at_car_at < SUPPORT_CASE_AFTER:
+        return
+    minutes = int((now - start.at_car_at).total_seconds() // 60)
+    case, created = SupportCase.objects.get_or_create(
+        start_unlock=start,
+        defaults={
+            "car_id": start.car_id,
+            "opened_at": now,
+            "reason": f"The renter has been at the car for {minutes} min and it is still locked.",
+        },
+    )
+    if created:
+        tasks_email.send_support_case_email.delay_on_commit(case_id=case.pk)
+        log.warning("Support case %s: renter at the locked car %s", case.pk, start.car_id)
 
 
 def _finish(start: StartUnlock, status: str, now: datetime.datetime) -> None:

@@ -39,6 +39,7 @@ def run_key_clock() -> None:
     startunlocks.start_unlocks_settle_opened(now=now)
     for start_unlock_id in startunlocks.start_unlocks_due(now=now):
         startunlocks.start_unlock_check(start_unlock_id=start_unlock_id)
+    startunlocks.start_unlocks_stuck(now=now)
 
 
 @shared_task(acks_late=True)

@@ -75,3 +75,15 @@ def send_owner_at_car_request(start_unlock_id: int) -> None:
         f"keys:startunlock:{start_unlock_id}:at-car",
         functools.partial(notifications.send_owner_at_car_request, start_unlock_id=start_unlock_id),
     )
+
+
+@shared_task(**once.EMAIL_TASK_OPTIONS)
+def send_support_case_email(case_id: int) -> None:
+    """Tell every active admin that a renter is at a car that will not open. Once each."""
+    for recipient in notifications.staff_recipients():
+        once.send_once(
+            f"keys:supportcase:{case_id}:{recipient}",
+            functools.partial(
+                notifications.send_support_case_email, case_id=case_id, recipient=recipient
+            ),
+        )

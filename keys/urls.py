@@ -16,6 +16,7 @@ urlpatterns = [
     # owner's one-tap unlock for a renter at the car (a trip key's id, the owner only).
     path("<uuid:public_id>/start/", views.key_start_status, name="key_start_status"),
     path("<uuid:public_id>/at-car/", views.key_at_car, name="key_at_car"),
+    path("<uuid:public_id>/fallback/", views.key_fallback, name="key_fallback"),
     path("<uuid:public_id>/rescue/", views.start_rescue, name="start_rescue"),
     # A lock or unlock asked for from these pages, followed until it is done.
     path("commands/<uuid:public_id>/", views.key_command_status, name="key_command_status"),

@@ -30,7 +30,14 @@ from keys import commands as key_commands
 from keys import grants, ladder, selectors, use
 from keys.errors import KeyRefused
 from keys.forms import KeyShareForm, OwnerUnlockForm, ServiceKeyForm
-from keys.models import AuditVia, DigitalKey, KeyKind, KeyStatus, StartUnlockStatus
+from keys.models import (
+    AuditVia,
+    DigitalKey,
+    KeyKind,
+    KeyStatus,
+    StartUnlockStatus,
+    SupportCase,
+)
 from vehicles import commands as vehicle_commands
 from vehicles import selectors as car_selectors
 from vehicles import selectors as vehicle_selectors
@@ -139,6 +146,9 @@ def start_context(
         and unlock_refusal is None
         and start.status in (StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
         "start_poll_s": START_POLL_S,
+        "start_fallback": ladder.fallback_offered(key=key, start=start, now=now),
+        "start_case": start.status != StartUnlockStatus.OPENED
+        and SupportCase.objects.filter(start_unlock=start).exists(),
     }
 
 
@@ -288,27 +298,33 @@ def key_at_car(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
             messages.error(request, str(refusal))
             return redirect(key)
         return _start_fragment(request, key, {"start_error": str(refusal)})
-    words = at_car_words(done, owner=key.car.owner)
+    words = ladder.at_car_words(done, owner=key.car.owner)
     if not request.htmx:
         messages.info(request, words)
         return redirect(key)
     return _command_changed(_start_fragment(request, key, {"start_message": words}))
 
 
-def at_car_words(done: ladder.AtCar, *, owner: User) -> str:
-    """What the renter is told after saying they are at the car."""
-    name = owner.first_name or _("the owner")
-    if done.retry == "now":
-        first = _("carshare is trying to open the car again right now.")
-    elif done.retry == "in_flight":
-        first = _("carshare is sending the unlock to the car right now.")
-    else:
-        first = _("carshare sent a new unlock to the car.")
-    if done.owner_asked:
-        return (
-            first + " " + _("We have asked %(name)s to unlock it and to call you.") % {"name": name}
+@login_required
+@require_POST
+def key_fallback(request: AuthedHtmxRequest, public_id: UUID) -> HttpResponse:
+    """The car's fallback (a lockbox code, where a key is left) for the holder at a car that
+    would not open: shown in place, never in the polled region, and every look audited."""
+    key = selectors.key_for_holder(user=request.user, public_id=public_id)  # or 404
+    try:
+        text = ladder.fallback_reveal(key=key, user=request.user, via="web")
+    except KeyRefused as refusal:
+        if not request.htmx:
+            messages.error(request, str(refusal))
+            return redirect(key)
+        return _fragment(
+            request, f"{KEY_PANEL}#key-fallback", {"key": key, "fallback_error": str(refusal)}
         )
-    return first
+    if not request.htmx:
+        # No JavaScript: the key page shows it once, from the session's message.
+        messages.info(request, _("The owner's fallback: %(text)s") % {"text": text})
+        return redirect(key)
+    return _fragment(request, f"{KEY_PANEL}#key-fallback", {"key": key, "fallback_text": text})
 
 
 @login_required

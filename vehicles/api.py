@@ -460,7 +460,9 @@ def _invalid(form: BaseForm) -> ValidationError:
 
 
 def _current_values(car: Car) -> dict[str, Any]:
-    return {name: getattr(car, name) for name in forms.CarForm.Meta.fields}
+    # The fallback is set on the car's page only: a PATCH keeps it as it is.
+    values = {name: getattr(car, name) for name in forms.CarForm.Meta.fields}
+    return values | {"fallback": selectors.car_fallback(car)}
 
 
 # --- Endpoints ------------------------------------------------------------------------------

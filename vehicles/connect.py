@@ -27,8 +27,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from carshare import db
-from vehicles import tasks_connections
-from vehicles.cloud import configured, connections, crypto, provider
+from vehicles import crypto, tasks_connections
+from vehicles.cloud import configured, connections, provider
 from vehicles.makes import MAKE_NAMES
 from vehicles.models import VEHICLE_CONNECTED_ONCE, Car, ConnectionStatus, VehicleConnection
 

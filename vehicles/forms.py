@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from vehicles.makes import SUPPORTED_MAKES
 from vehicles.models import Car, FuelType, Transmission, normalise_plate
 from vehicles.photos import PhotoRefused, photo_check
+from vehicles.selectors import car_fallback
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 TIME_ZONES = sorted(zoneinfo.available_timezones())
@@ -62,6 +63,17 @@ class CarForm(forms.ModelForm):
         choices=[(tz, tz) for tz in TIME_ZONES], initial="Europe/Amsterdam"
     )
     photos = MultiplePhotoField(label=_("Photos"), required=False)
+    fallback = forms.CharField(
+        label=_("If the car won't open remotely"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}),
+        help_text=_(
+            "Optional: a lockbox code, or where a spare key is left. Only a renter at the car "
+            "sees it, during their trip and only if the remote unlock failed; every look is "
+            "recorded."
+        ),
+    )
 
     class Meta:
         model = Car
@@ -82,6 +94,8 @@ class CarForm(forms.ModelForm):
         # Left empty on the page (or out of an API call) means the default: no early access.
         self.fields["early_access_minutes"].required = False
         self.require_photos = require_photos
+        if self.instance.pk and not self.is_bound:
+            self.fields["fallback"].initial = car_fallback(self.instance)
         self.fields["photos"].help_text = _(
             "JPEG, PNG or WebP, up to 8 MB and %(mp)s megapixels each, %(total)s together; "
             "at most %(n)s per car."

@@ -165,6 +165,10 @@ class Car(models.Model):
         default=True,
         help_text=_("carshare unlocks the car when a trip starts; otherwise the renter does."),
     )
+    # What the renter can do when the car will not open remotely (a lockbox code, where a key
+    # is left): encrypted at rest like the tokens, shown only to a key holder inside the window
+    # and only when the remote unlock failed, every reveal audited (keys.ladder).
+    fallback_encrypted = models.TextField(blank=True, editable=False)
     early_access_minutes = models.PositiveSmallIntegerField(
         _("early access (minutes)"),
         default=0,
@@ -313,7 +317,7 @@ class ConnectionStatus(models.TextChoices):
 class VehicleConnection(models.Model):
     """A car's grant from the vehicle cloud: which vehicle, which scopes, and its tokens.
 
-    Tokens are stored encrypted (vehicles.cloud.crypto, MultiFernet); the raw columns never hold a
+    Tokens are stored encrypted (vehicles.crypto, MultiFernet); the raw columns never hold a
     usable token. One live connection per car; a disconnected row stays for the history.
     """
 
@@ -322,7 +326,7 @@ class VehicleConnection(models.Model):
     mode = models.CharField(max_length=16, default="simulator")  # simulator|live|test|simulated
     vehicle_id = models.CharField(max_length=64)
     scopes = ArrayField(models.CharField(max_length=64), default=list, blank=True)
-    # Encrypted with vehicles.cloud.crypto; read and write through the services only.
+    # Encrypted with vehicles.crypto; read and write through the services only.
     access_token_encrypted = models.TextField(blank=True)
     refresh_token_encrypted = models.TextField(blank=True)
     access_expires_at = models.DateTimeField(null=True, blank=True)

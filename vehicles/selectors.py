@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from carshare.db import one_or_404
-from vehicles import occupancy
+from vehicles import crypto, occupancy
 from vehicles.makes import can_lock_remotely
 from vehicles.models import (
     COMMAND_PENDING,
@@ -275,6 +275,11 @@ def command_for_owner(*, user: User, public_id: UUID | str) -> VehicleCommand:
 def commands_for_car(*, car_id: int, limit: int = 20) -> QuerySet[VehicleCommand]:
     """The car's latest commands, newest first."""
     return VehicleCommand.objects.filter(car_id=car_id).order_by("-requested_at", "-pk")[:limit]
+
+
+def car_fallback(car: Car) -> str:
+    """The owner's fallback for a car that will not open remotely, decrypted ("" when none)."""
+    return crypto.decrypt_token(car.fallback_encrypted) if car.fallback_encrypted else ""
 
 
 # The car's answer to a LOCK when a door, the boot or the bonnet is open (Smartcar's code).

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from accounts.models import User
 from carshare import db
 from carshare.errors import DomainError
+from vehicles import crypto
 from vehicles.models import PLATE_UNIQUE_WHEN_LISTED, Car, CarPhoto
 from vehicles.photos import PHOTO_FORMATS, PhotoRefused, photo_check
 
@@ -111,7 +112,8 @@ def _save(car: Car) -> Car:
 @transaction.atomic
 def car_create(*, owner: User, data: dict[str, Any], photos: Iterable[UploadedFile] = ()) -> Car:
     """List a new car for `owner` from cleaned CarForm data."""
-    car = Car(owner=owner, **{k: v for k, v in data.items() if k != "photos"})
+    car = Car(owner=owner, **{k: v for k, v in data.items() if k not in ("photos", "fallback")})
+    _set_fallback(car, data)
     _save(car)
     car_photos_add(car=car, uploads=photos)
     return car
@@ -121,11 +123,19 @@ def car_create(*, owner: User, data: dict[str, Any], photos: Iterable[UploadedFi
 def car_update(*, car: Car, data: dict[str, Any], photos: Iterable[UploadedFile] = ()) -> Car:
     """Apply cleaned CarForm data (all or some fields) to the car."""
     for field, value in data.items():
-        if field != "photos":
+        if field not in ("photos", "fallback"):
             setattr(car, field, value)
+    _set_fallback(car, data)
     _save(car)
     car_photos_add(car=car, uploads=photos)
     return car
+
+
+def _set_fallback(car: Car, data: dict[str, Any]) -> None:
+    """The owner's fallback, encrypted (vehicles.crypto); left as it is when not given."""
+    if "fallback" in data:
+        text = (data["fallback"] or "").strip()
+        car.fallback_encrypted = crypto.encrypt_token(text) if text else ""
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.db import models
 
 from bookings.models import Booking, BookingEvent
 from carshare.api import api
-from keys.models import AuditEntry, DigitalKey
+from keys.models import AuditEntry, DigitalKey, StartUnlock
 from vehicles.models import Car, VehicleCommand, VehicleConnection
 
 # Output schemas (OpenAPI component names) that show a model's fields under the same names.
@@ -24,12 +24,14 @@ OUTPUT_MODELS: dict[str, type[models.Model]] = {
     "KeyOut": DigitalKey,
     "AuditOut": AuditEntry,
     "CommandOut": VehicleCommand,
+    "StartOut": StartUnlock,
 }
 # Output schemas that are not a model's row: pages, nested summaries, computed answers.
 NOT_MODEL_ROWS = {
     "CarPage", "PhotoOut", "PhotosOut", "OwnerOut", "BookingPage", "BookingCarOut", "PersonOut",
     "BusyOut", "AvailabilityOut", "KeyPage", "KeyCarOut", "HolderOut", "AuditPage",
     "CommandEnvelope", "CommandErrorOut", "StatusOut", "ErrorOut", "ErrorBody", "Error", "ShareOut",
+    "AtCarOut", "FallbackOut",
 }  # fmt: skip
 # Stored values an output schema never meets, because the selector behind it leaves them out.
 NEVER_SHOWN = {

@@ -762,3 +762,28 @@ def test_owner_page_query_count_does_not_grow_with_history(
 # session, user, car, the key in use, service keys, every key, the audit log (its commands'
 # status read inside it), the owner's own pending command
 AUDIT_QUERIES = 8
+
+
+def test_editing_a_car_on_its_page_keeps_its_digital_key_settings(owner_client, owner):
+    """The edit form shows unlock at start, early access and the fallback: saving it without
+    touching them keeps them (before, an unrendered checkbox saved as off)."""
+    from vehicles import services as car_services
+    from vehicles.selectors import car_fallback
+
+    car = CarFactory(owner=owner, unlock_at_start=True, early_access_minutes=15)
+    car_services.car_update(car=car, data={"fallback": "Key in the lockbox, code 1234"})
+    page = owner_client.get(reverse("vehicles:car_edit", args=[car.public_id]))
+    form = page.context["form"]
+    data = {
+        field.html_name: field.value()
+        for field in form
+        if field.value() is not None and field.value() is not False and field.name != "photos"
+    }
+
+    response = owner_client.post(reverse("vehicles:car_edit", args=[car.public_id]), data)
+
+    assert response.status_code == 302, response.context["form"].errors
+    car.refresh_from_db()
+    assert (car.unlock_at_start, car.early_access_minutes) == (True, 15)
+    assert car_fallback(car) == "Key in the lockbox, code 1234"
+    assert 'name="unlock_at_start"' in page.content.decode()

@@ -21,8 +21,8 @@ from tests.factories import CarFactory
 from tests.simulation import SimControl, free_port
 from tests.vehicles.test_smartcar import connect_vehicle
 from vehicles import connect as connect_flow
-from vehicles import tasks_connections, tasks_email
-from vehicles.cloud import connections, crypto, provider
+from vehicles import crypto, tasks_connections, tasks_email
+from vehicles.cloud import connections, provider
 from vehicles.cloud.provider import Tokens
 from vehicles.cloud.smartcar import SmartcarClient
 from vehicles.models import Car, ConnectionStatus, VehicleConnection

@@ -11,8 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests.factories import CarFactory
-from vehicles import connect
-from vehicles.cloud import crypto
+from vehicles import connect, crypto
 from vehicles.cloud.provider import Tokens
 from vehicles.models import VehicleConnection
 

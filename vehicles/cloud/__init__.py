@@ -5,7 +5,6 @@ One job per module, imports pointing down (checked by lint-imports):
 - provider: the interface every vehicle cloud implements, its typed results and errors;
 - smartcar: that interface over Smartcar's HTTP API (real Smartcar or the local simulator);
 - configured: which implementation this deployment uses;
-- crypto: tokens encrypted at rest;
 - connections: a car's connection, its tokens and their refresh, falling ill;
 - outbox: a command row's states and the one function that moves them;
 - sending: the worker's side of a command (claim, answer, confirmation);

@@ -4,7 +4,7 @@ Created and disconnected by the Connect flow (vehicles.connect), which schedules
 
 A connection is healthy from Connect on; it turns unhealthy when its refresh token is refused
 (the owner is emailed once to reconnect) and disconnected when the owner disconnects or
-reconnects. Tokens are encrypted at rest (vehicles.cloud.crypto). Smartcar rotates both tokens on every
+reconnects. Tokens are encrypted at rest (vehicles.crypto). Smartcar rotates both tokens on every
 refresh and kills the spent refresh token a minute later, so one refresh per connection at a
 time: a per-connection Redis lock, never a database row lock held across the HTTP call.
 """
@@ -25,8 +25,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from carshare.errors import DomainError
-from vehicles import tasks_email
-from vehicles.cloud import configured, crypto, provider
+from vehicles import crypto, tasks_email
+from vehicles.cloud import configured, provider
 from vehicles.cloud.provider import Tokens
 from vehicles.models import ConnectionStatus, VehicleConnection
 

@@ -48,12 +48,15 @@ BUSY_RETRY_S = 2.0
 # cloud's 5xx and timeouts: exponential, capped. A rate limit: what Retry-After says. Never
 # faster than the make allows (vehicles.makes.command_min_interval), never more than
 # START_MAX_ATTEMPTS sends: commands per car stay bounded whatever the car does.
+# Unreachable: every 8 s for the first two minutes, so a car back in coverage opens within a
+# command's own latency of that moment (a renter who just walked it out of a garage, a car
+# whose cloud had a blip), then 15 s, then every 30 s.
 START_STATE_PAUSES_S: dict[str, tuple[float, ...]] = {
-    "UNREACHABLE": (10.0, 20.0, 30.0),
+    "UNREACHABLE": (8.0,) * 15 + (15.0, 30.0),
     "ASLEEP": (5.0, 15.0, 30.0, 60.0),
 }
 START_BACKOFF_MAX_S = 30.0
-START_MAX_ATTEMPTS = 40
+START_MAX_ATTEMPTS = 50
 # A message may arrive a little before the due time it was scheduled for (clock skew).
 DUE_TOLERANCE = datetime.timedelta(seconds=1)
 

@@ -1,4 +1,5 @@
-"""Re-encrypt every stored OAuth token under the first key of CARSHARE_TOKEN_KEYS.
+"""Re-encrypt every stored OAuth token, and every owner's fallback for a car that will not open
+remotely, under the first key of CARSHARE_TOKEN_KEYS.
 
 Rotation: put the new key first in CARSHARE_TOKEN_KEYS (keeping the old ones after it), deploy,
 run this command, then remove the old keys. Safe to run again, and while workers run.
@@ -11,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vehicles.cloud import crypto
-from vehicles.models import VehicleConnection
+from vehicles import crypto
+from vehicles.models import Car, VehicleConnection
 
 
 class Command(BaseCommand):
@@ -53,13 +54,32 @@ class Command(BaseCommand):
                     rotated += 1
                 else:
                     skipped += 1
+        fallbacks, fallbacks_unreadable = self._rotate_fallbacks()
+        unreadable += fallbacks_unreadable
         self.stdout.write(
             self.style.SUCCESS(
                 f"Re-encrypted the tokens of {rotated} connection(s); "
-                f"{skipped} changed meanwhile (already under the new key)."
+                f"{skipped} changed meanwhile (already under the new key); "
+                f"{fallbacks} car fallback(s)."
             )
         )
         if unreadable:
             raise CommandError(
                 f"{unreadable} connection(s) could not be decrypted with any configured key."
             )
+
+    def _rotate_fallbacks(self) -> tuple[int, int]:
+        rotated = unreadable = 0
+        cars = Car.objects.exclude(fallback_encrypted="").values_list("pk", "fallback_encrypted")
+        for pk, secret in cars.iterator():
+            try:
+                new = crypto.rotate_token(secret)
+            except crypto.InvalidToken:
+                unreadable += 1
+                self.stderr.write(f"Car {pk}: no configured key decrypts its fallback.")
+                continue
+            # Conditional on the old ciphertext: an owner's edit meanwhile wins.
+            rotated += Car.objects.filter(pk=pk, fallback_encrypted=secret).update(
+                fallback_encrypted=new
+            )
+        return rotated, unreadable
