@@ -76,11 +76,7 @@ def end_lock_recipients(*, end_lock_id: int) -> list[str]:
     )
     if end_lock is None:
         return []
-    emails = [end_lock.car.owner.email, end_lock.key.holder.email]
-    emails += list(
-        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
-    )
-    return list(dict.fromkeys(e for e in emails if e))
+    return _with_staff(end_lock.car.owner.email, end_lock.key.holder.email)
 
 
 def send_end_lock_alert(*, end_lock_id: int, number: int, recipient: str) -> None:
@@ -111,11 +107,7 @@ def start_unlock_recipients(*, start_unlock_id: int) -> list[str]:
     )
     if start is None:
         return []
-    emails = [start.key.holder.email, start.car.owner.email]
-    emails += list(
-        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
-    )
-    return list(dict.fromkeys(e for e in emails if e))
+    return _with_staff(start.key.holder.email, start.car.owner.email)
 
 
 def send_start_unlock_alert(*, start_unlock_id: int, number: int, recipient: str) -> None:
@@ -163,6 +155,11 @@ def send_owner_at_car_request(*, start_unlock_id: int) -> None:
     }
     body = render_to_string("emails/keys/owner_at_car.txt", context)
     send_mail(subject, body, None, [start.car.owner.email])
+
+
+def _with_staff(*emails: str) -> list[str]:
+    """These addresses and every active admin's, each once, in that order."""
+    return list(dict.fromkeys(e for e in (*emails, *staff_recipients()) if e))
 
 
 def staff_recipients() -> list[str]:

@@ -9,6 +9,7 @@ are the ones they had in keys.tasks, so an email queued under that name still go
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from celery import shared_task
 
@@ -40,32 +41,26 @@ def send_share_invitation(key_id: int, email: str, remedy: str) -> None:
 def send_end_lock_alert(end_lock_id: int, number: int) -> None:
     """Alert `number` (1, 2, ...) that a car would not lock at the end of its window, to the
     owner, the key holder and the admins; number 0 says it is locked now. Once each."""
-    for recipient in notifications.end_lock_recipients(end_lock_id=end_lock_id):
-        once.send_once(
-            f"keys:endlock:{end_lock_id}:{number}:{recipient}",
-            functools.partial(
-                notifications.send_end_lock_alert,
-                end_lock_id=end_lock_id,
-                number=number,
-                recipient=recipient,
-            ),
-        )
+    _each_once(
+        f"keys:endlock:{end_lock_id}:{number}",
+        notifications.end_lock_recipients(end_lock_id=end_lock_id),
+        functools.partial(
+            notifications.send_end_lock_alert, end_lock_id=end_lock_id, number=number
+        ),
+    )
 
 
 @shared_task(**once.EMAIL_TASK_OPTIONS)
 def send_start_unlock_alert(start_unlock_id: int, number: int) -> None:
     """Alert `number` (1, 2, ...) that a car would not open at the start of its trip, to the
     renter, the owner and the admins; number 0 says it opened. Once each."""
-    for recipient in notifications.start_unlock_recipients(start_unlock_id=start_unlock_id):
-        once.send_once(
-            f"keys:startunlock:{start_unlock_id}:{number}:{recipient}",
-            functools.partial(
-                notifications.send_start_unlock_alert,
-                start_unlock_id=start_unlock_id,
-                number=number,
-                recipient=recipient,
-            ),
-        )
+    _each_once(
+        f"keys:startunlock:{start_unlock_id}:{number}",
+        notifications.start_unlock_recipients(start_unlock_id=start_unlock_id),
+        functools.partial(
+            notifications.send_start_unlock_alert, start_unlock_id=start_unlock_id, number=number
+        ),
+    )
 
 
 @shared_task(**once.EMAIL_TASK_OPTIONS)
@@ -80,10 +75,15 @@ def send_owner_at_car_request(start_unlock_id: int) -> None:
 @shared_task(**once.EMAIL_TASK_OPTIONS)
 def send_support_case_email(case_id: int) -> None:
     """Tell every active admin that a renter is at a car that will not open. Once each."""
-    for recipient in notifications.staff_recipients():
-        once.send_once(
-            f"keys:supportcase:{case_id}:{recipient}",
-            functools.partial(
-                notifications.send_support_case_email, case_id=case_id, recipient=recipient
-            ),
-        )
+    _each_once(
+        f"keys:supportcase:{case_id}",
+        notifications.staff_recipients(),
+        functools.partial(notifications.send_support_case_email, case_id=case_id),
+    )
+
+
+def _each_once(mark: str, recipients: list[str], send: Callable[..., None]) -> None:
+    """`send(recipient=…)` to each recipient once, however often the task runs (a Redis mark
+    per recipient: `mark` and the address)."""
+    for recipient in recipients:
+        once.send_once(f"{mark}:{recipient}", functools.partial(send, recipient=recipient))
