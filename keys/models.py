@@ -307,7 +307,7 @@ class SupportCase(models.Model):
     note = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        ordering = ["status", "-opened_at"]
+        ordering = ["-status", "-opened_at"]  # "open" after "closed" alphabetically: open first
 
     def __str__(self) -> str:
         return f"Support case {self.pk}: car {self.car_id} ({self.status})"
