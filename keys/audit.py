@@ -11,8 +11,10 @@ import datetime
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Subquery
 
 from accounts.models import User
 from keys.errors import KeyRefused
@@ -30,10 +32,13 @@ def audit_record(
     via: str,
     command_public_id: uuid.UUID | str | None = None,
     staged_for: datetime.datetime | None = None,
+    key_id: Subquery | None = None,
 ) -> AuditEntry:
+    """`key_id`: instead of `key`, an expression the INSERT evaluates (a subquery)."""
+    key_field: dict[str, Any] = {"key_id": key_id} if key_id is not None else {"key": key}
     return AuditEntry.objects.create(
         car_id=car_id,
-        key=key,
+        **key_field,
         actor=actor,
         action=action,
         allowed=code == "ok",

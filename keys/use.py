@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -141,7 +141,12 @@ def car_command_request(
             return _holder_command(key=key, user=user, action=action, via=via)
     if car is None:
         raise ValueError("car_command_request() needs the key or the car")
-    in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
+    # Whose key is open now decides an unlock (the override, shown to that holder). A lock is
+    # the owner's at any time: its audit entry names the key open then all the same, read by
+    # the entry's own INSERT (Lock now is measured: bench/README.md).
+    in_use = None
+    if action == CommandAction.UNLOCK:
+        in_use = car_key_in_use(car_id=car.pk, now=timezone.now())
     audited = AuditAction.LOCK if action == CommandAction.LOCK else AuditAction.UNLOCK
     if action == CommandAction.UNLOCK and in_use is not None:
         audited = AuditAction.OVERRIDE_UNLOCK
@@ -211,17 +216,17 @@ def _key_command_record(*, key: DigitalKey, user: User, action: str, via: str) -
 
 def car_key_in_use(*, car_id: int, now: datetime.datetime) -> DigitalKey | None:
     """Someone else's key that is open on the car now (a trip or a service window)."""
-    return (
-        DigitalKey.objects.filter(
-            car_id=car_id,
-            status=K.ACTIVE,
-            kind__in=[KeyKind.TRIP, KeyKind.SERVICE],
-            valid_from__lte=now,
-            valid_until__gt=now,
-        )
-        .select_related("holder")
-        .first()
-    )
+    return _keys_in_use(car_id=car_id, now=now).select_related("holder").first()
+
+
+def _keys_in_use(*, car_id: int, now: datetime.datetime) -> QuerySet[DigitalKey]:
+    return DigitalKey.objects.filter(
+        car_id=car_id,
+        status=K.ACTIVE,
+        kind__in=[KeyKind.TRIP, KeyKind.SERVICE],
+        valid_from__lte=now,
+        valid_until__gt=now,
+    ).order_by("pk")
 
 
 def _owner_command(
@@ -275,6 +280,10 @@ def _owner_command_record(
     audit_record(
         car_id=car.pk,
         key=key,
+        # A lock looked up no key: its entry names the one open now, inside its own INSERT.
+        key_id=None
+        if key is not None or action != CommandAction.LOCK
+        else Subquery(_keys_in_use(car_id=car.pk, now=timezone.now()).values("pk")[:1]),
         actor=user,
         action=audited,
         via=via,
