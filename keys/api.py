@@ -406,7 +406,6 @@ def _start_out(key: DigitalKey, *, now: datetime.datetime) -> dict[str, Any]:
         raise Http404("This key's trip has no unlock at its start.")
     zone = times.car_zone(key.car)
     command = start.command
-    refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
     waiting = command is not None and command.status == CommandStatus.QUEUED
     return {
         "status": start.status,
@@ -417,9 +416,7 @@ def _start_out(key: DigitalKey, *, now: datetime.datetime) -> dict[str, Any]:
         if command is not None and waiting
         else None,
         "problem": start.last_problem or (command.error_message if command else ""),
-        "may_say_at_car": start.starts_at <= now
-        and refusal is None
-        and start.status in (StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
+        "may_say_at_car": ladder.at_car_offered(key=key, start=start, now=now),
         "at_car_at": _local(start.at_car_at, zone),
         "owner_asked_at": _local(start.owner_asked_at, zone),
         "opened_at": _local(start.opened_at, zone),

@@ -122,6 +122,14 @@ def at_car_words(done: AtCar, *, owner: User) -> str:
     return first
 
 
+def at_car_offered(*, key: DigitalKey, start: StartUnlock | None, now: datetime.datetime) -> bool:
+    """Whether the trip page and the API offer "I'm at the car" to the holder of `key` now: the
+    trip has started, the key opens the car, and the car has not opened (or its start ended)."""
+    if start is None or start.starts_at > now or start.status not in (S.PENDING, S.FAILED):
+        return False
+    return key_refusal(key=key, action=CommandAction.UNLOCK, now=now) is None
+
+
 def fallback_offered(*, key: DigitalKey, start: StartUnlock | None, now: datetime.datetime) -> bool:
     """Whether the holder of `key` may see the car's fallback now (see fallback_reveal)."""
     if start is None or not key.car.fallback_encrypted or start.starts_at > now:

@@ -91,8 +91,7 @@ def start_unlocks_stuck(*, now: datetime.datetime) -> int:
     for pk in list(stuck[:100]):
         with transaction.atomic(durable=True):
             start = StartUnlock.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
-            if start is not None and start.status == S.FAILED:
-                _open_case_if_stuck(start, now)
+            if start is not None and start.status == S.FAILED and _open_case_if_stuck(start, now):
                 opened += 1
     return opened
 
@@ -187,11 +186,11 @@ def start_unlock_check(*, start_unlock_id: int) -> str:
     return did
 
 
-def _open_case_if_stuck(start: StartUnlock, now: datetime.datetime) -> None:
+def _open_case_if_stuck(start: StartUnlock, now: datetime.datetime) -> bool:
     """Rung 4: the renter has been at the locked car for SUPPORT_CASE_AFTER; staff get a case
     (once per start) with the car's command log, and an email."""
     if start.at_car_at is None or now - start.at_car_at < SUPPORT_CASE_AFTER:
-        return
+        return False
     minutes = int((now - start.at_car_at).total_seconds() // 60)
     case, created = SupportCase.objects.get_or_create(
         start_unlock=start,
@@ -204,6 +203,7 @@ def _open_case_if_stuck(start: StartUnlock, now: datetime.datetime) -> None:
     if created:
         tasks_email.send_support_case_email.delay_on_commit(case_id=case.pk)
         log.warning("Support case %s: renter at the locked car %s", case.pk, start.car_id)
+    return created
 
 
 def _finish(start: StartUnlock, status: str, now: datetime.datetime) -> None:

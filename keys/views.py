@@ -113,7 +113,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
     if context["live"]:
         context |= _live_status_context(user, key)
     if is_holder:
-        context |= start_context(key=key, now=now, unlock_refusal=unlock_refusal)
+        context |= start_context(key=key, now=now)
     return context
 
 
@@ -121,9 +121,7 @@ def key_panel_context(*, user: User, key: DigitalKey) -> dict[str, Any]:
 START_POLL_S = 3
 
 
-def start_context(
-    *, key: DigitalKey, now: datetime.datetime, unlock_refusal: KeyRefused | None
-) -> dict[str, Any]:
+def start_context(*, key: DigitalKey, now: datetime.datetime) -> dict[str, Any]:
     """The trip's start unlock as its holder sees it: the attempts while carshare is reaching the
     car, what the car said, and "I'm at the car" once the trip has started."""
     start = ladder.start_unlock_of(key=key)
@@ -141,10 +139,7 @@ def start_context(
         "start_next_in": next_in,
         "start_trying": start.status == StartUnlockStatus.PENDING and started,
         "start_poll": start.status == StartUnlockStatus.PENDING and started,
-        # The ladder, while the key opens the car and the car has not opened by itself.
-        "start_at_car": started
-        and unlock_refusal is None
-        and start.status in (StartUnlockStatus.PENDING, StartUnlockStatus.FAILED),
+        "start_at_car": ladder.at_car_offered(key=key, start=start, now=now),
         "start_poll_s": START_POLL_S,
         "start_fallback": ladder.fallback_offered(key=key, start=start, now=now),
         "start_case": start.status != StartUnlockStatus.OPENED
@@ -279,10 +274,8 @@ def key_start_status(request: AuthedHtmxRequest, public_id: UUID) -> HttpRespons
 def _start_fragment(
     request: AuthedHtmxRequest, key: DigitalKey, extra: dict[str, Any] | None = None
 ) -> HttpResponse:
-    now = timezone.now()
-    refusal = key_commands.key_refusal(key=key, action=CommandAction.UNLOCK, now=now)
     context = {"key": key, "car": key.car, "is_holder": True}
-    context |= start_context(key=key, now=now, unlock_refusal=refusal) | (extra or {})
+    context |= start_context(key=key, now=timezone.now()) | (extra or {})
     return _fragment(request, f"{KEY_PANEL}#key-start", context)
 
 
